@@ -1,0 +1,65 @@
+# The two commands of the README: `make demo` and `make test`. Everything they need is set up here,
+# on a fresh Debian 12 machine as root: apt packages, dockerd, .venv and the lab images (all cached).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV := $(CURDIR)/.venv
+COLLECTIONS := $(CURDIR)/build/collections
+INSTALLED := $(COLLECTIONS)/ansible_collections/netreach/tunnels
+LAB_SUITES := bookworm trixie
+
+export PATH := $(VENV)/bin:$(PATH)
+export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
+export PYTHONPATH := $(COLLECTIONS)
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+
+.PHONY: help setup host venv images collection unit argspecs lint sanity molecule test demo demo-down lab-down clean
+
+help:
+	@echo "make test       set up everything on this machine, then run every test"
+	@echo "make demo       set up everything, bring up the lab and run the main job against it"
+	@echo "make demo-down  remove the demo lab;  make lab-down  remove every lab container and network"
+
+setup: host venv images
+
+host:
+	@bash lab/scripts/host-setup.sh
+
+venv: host
+	@bash lab/scripts/venv.sh
+
+images: host
+	@for suite in $(LAB_SUITES); do bash lab/images/build.sh $$suite || exit 1; done
+
+collection: venv
+	@bash lab/scripts/install-collection.sh
+
+unit: collection
+	@bash lab/scripts/test.sh unit
+
+argspecs: collection
+	@bash lab/scripts/test.sh argspecs
+
+lint: collection
+	@bash lab/scripts/test.sh lint
+
+sanity: collection
+	@bash lab/scripts/test.sh sanity
+
+molecule: setup collection
+	@bash lab/scripts/test.sh molecule
+
+test: setup collection
+	@bash lab/scripts/test.sh
+
+demo: setup collection
+	@bash lab/scripts/demo.sh
+
+demo-down:
+	@bash lab/scripts/lab-down.sh demo
+
+lab-down:
+	@bash lab/scripts/lab-down.sh
+
+clean: lab-down
+	rm -rf build .cache .pytest_cache

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Prepare this machine (Debian 12, root) for the lab: apt packages, then a running docker daemon.
+# Idempotent: packages already installed and a daemon already answering are left as they are.
+set -euo pipefail
+
+apt_packages=(docker.io debootstrap make git rsync python3-venv ca-certificates)
+
+missing=()
+for pkg in "${apt_packages[@]}"; do
+    dpkg-query -W -f='${Status}' "${pkg}" 2>/dev/null | grep -q '^install ok installed$' || missing+=("${pkg}")
+done
+if (( ${#missing[@]} )); then
+    echo "installing apt packages: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q >/dev/null
+    apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! docker info >/dev/null 2>&1; then
+    echo "starting dockerd"
+    if command -v systemctl >/dev/null && [[ -d /run/systemd/system ]]; then
+        systemctl start docker
+    else
+        nohup dockerd >/var/log/dockerd.log 2>&1 &
+    fi
+    for _ in $(seq 1 60); do
+        docker info >/dev/null 2>&1 && break
+        sleep 1
+    done
+    docker info >/dev/null 2>&1 || { echo "dockerd did not come up: see /var/log/dockerd.log" >&2; exit 1; }
+fi

@@ -1,0 +1,36 @@
+"""Helpers shared by the lab's testinfra suites: where containers sit and what their units logged.
+
+Tests run on the controller; they reach containers through testinfra hosts and ask docker itself for the
+lab's addresses, so a test never guesses an address and never sends traffic outside the lab's networks.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+
+def scenario() -> str:
+    return os.environ["MOLECULE_SCENARIO_NAME"]
+
+
+def network_name(segment: str) -> str:
+    return f"nrlab-{scenario()}-{segment}"
+
+
+def container_ip(container: str, segment: str) -> str:
+    """The IPv4 address of CONTAINER on the scenario's SEGMENT network."""
+    out = subprocess.run(
+        ["docker", "inspect", "--format", "{{ json .NetworkSettings.Networks }}", container],
+        check=True, capture_output=True, text=True,
+    ).stdout
+    networks = json.loads(out)
+    address = networks[network_name(segment)]["IPAddress"]
+    if not address:
+        raise AssertionError(f"{container} has no address on {network_name(segment)}")
+    return address
+
+
+def journal(host, unit: str, lines: int = 50) -> str:
+    """The last lines a unit logged on HOST, for failure messages."""
+    return host.run(f"journalctl --no-pager -n {lines} -u {unit}").stdout
