@@ -55,7 +55,8 @@ test: setup collection
 demo: setup collection
 	@bash lab/scripts/demo.sh
 
-demo-down:
+demo-down: venv
+	@molecule destroy -s demo >/dev/null 2>&1 || true
 	@bash lab/scripts/lab-down.sh demo
 
 lab-down:

@@ -14,6 +14,11 @@ def scenario() -> str:
     return os.environ["MOLECULE_SCENARIO_NAME"]
 
 
+def container(short_name: str) -> str:
+    """The container of a lab host: scenarios name their platforms <scenario>-<short name>."""
+    return f"{scenario()}-{short_name}"
+
+
 def network_name(segment: str) -> str:
     return f"nrlab-{scenario()}-{segment}"
 

@@ -7,11 +7,12 @@ import labtest
 import pytest
 import testinfra
 
-IMAGES = {"smoke-bookworm": "bookworm", "smoke-trixie": "trixie", "smoke-inside": "bookworm"}
+# Short names of the lab hosts (containers are named <scenario>-<short name>) and their Debian codenames.
+IMAGES = {"bookworm": "bookworm", "trixie": "trixie", "inside": "bookworm"}
 
 
 def lab_host(name: str):
-    return testinfra.get_host(f"ansible://{name}", ansible_inventory=os.environ["MOLECULE_INVENTORY_FILE"])
+    return testinfra.get_host(f"ansible://{labtest.container(name)}", ansible_inventory=os.environ["MOLECULE_INVENTORY_FILE"])
 
 
 @pytest.mark.parametrize("name", sorted(IMAGES))
@@ -24,27 +25,27 @@ def test_systemd_boots_to_running_on_the_expected_debian(name):
     assert host.service("ssh").is_running
 
 
-@pytest.mark.parametrize(("client", "server"), [("smoke-bookworm", "smoke-trixie"), ("smoke-trixie", "smoke-bookworm")])
+@pytest.mark.parametrize(("client", "server"), [("bookworm", "trixie"), ("trixie", "bookworm")])
 def test_sshd_accepts_a_key_login_from_a_second_container(client, server):
     result = lab_host(client).run(
         "runuser -u smoke -- ssh -o BatchMode=yes -o StrictHostKeyChecking=yes -o ConnectTimeout=5 "
-        f"smoke@{server} 'hostname; . /etc/os-release; echo $VERSION_CODENAME'"
+        f"smoke@{labtest.container(server)} 'hostname; . /etc/os-release; echo $VERSION_CODENAME'"
     )
     assert result.rc == 0, result.stderr
-    assert result.stdout.split() == [server, IMAGES[server]]
+    assert result.stdout.split() == [labtest.container(server), IMAGES[server]]
 
 
 def test_ssh_refuses_a_host_whose_key_is_not_pinned():
     # Same login, but with an empty known_hosts file: pinning is what makes the login above trustworthy.
-    result = lab_host("smoke-bookworm").run(
+    result = lab_host("bookworm").run(
         "runuser -u smoke -- ssh -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=/dev/null "
-        "-o ConnectTimeout=5 smoke@smoke-trixie true"
+        f"-o ConnectTimeout=5 smoke@{labtest.container('trixie')} true"
     )
     assert result.rc != 0
     assert "Host key verification failed" in result.stderr
 
 
-@pytest.mark.parametrize("name", ["smoke-bookworm", "smoke-trixie"])
+@pytest.mark.parametrize("name", ["bookworm", "trixie"])
 def test_nft_adds_and_lists_a_nat_rule(name):
     host = lab_host(name)
     host.run("nft delete table ip smoke_nat")
@@ -63,9 +64,9 @@ def test_nft_adds_and_lists_a_nat_rule(name):
 
 
 def test_inside_is_not_reachable_from_outside():
-    target = labtest.container_ip("smoke-inside", "inside")
+    target = labtest.container_ip(labtest.container("inside"), "inside")
     # Positive control: the gateway, which sits on both segments, does reach the inside host's sshd.
-    via_gateway = lab_host("smoke-trixie").run(f"nc -z -w 3 {target} 22")
+    via_gateway = lab_host("trixie").run(f"nc -z -w 3 {target} 22")
     assert via_gateway.rc == 0, f"control failed: the inside host's sshd is not answering ({via_gateway.stderr})"
-    from_outside = lab_host("smoke-bookworm").run(f"nc -z -w 3 {target} 22")
+    from_outside = lab_host("bookworm").run(f"nc -z -w 3 {target} 22")
     assert from_outside.rc != 0, f"{target}:22 on 'inside' answered a host on 'outside'"
