@@ -4,7 +4,10 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 VENV := $(CURDIR)/.venv
-COLLECTIONS := $(CURDIR)/build/collections
+# Outside the checkout: ansible-test lists files through git, and would see an install under the checkout
+# as ignored files and test nothing.
+COLLECTIONS := $(HOME)/.cache/netreach-tunnels/$(shell echo $(CURDIR) | sha256sum | cut -c1-12)/collections
+export NETREACH_COLLECTIONS := $(COLLECTIONS)
 INSTALLED := $(COLLECTIONS)/ansible_collections/netreach/tunnels
 LAB_SUITES := bookworm trixie
 

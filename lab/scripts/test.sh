@@ -7,7 +7,7 @@ set -uo pipefail
 cd "$(dirname "$0")/../.."
 export NO_COLOR=1 ANSIBLE_NOCOLOR=1 PY_COLORS=0
 root=$(pwd)
-installed=${root}/build/collections/ansible_collections/netreach/tunnels
+installed=${NETREACH_COLLECTIONS:?run through make}/ansible_collections/netreach/tunnels
 logs=${root}/build/test-logs
 mkdir -p "${logs}"
 
@@ -29,7 +29,13 @@ stage_lint() {
 }
 
 stage_sanity() {
-    (cd "${installed}" && ansible-test sanity --venv --python "$(python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')" --color no)
+    # ansible-test fetches a pip bootstrap script from a server this machine cannot reach; give it ours.
+    local pip_version
+    pip_version=$(python3 -c 'import ansible_test._internal.python_requirements as r, re; print(re.search(r"pip=.([0-9.]+).", open(r.__file__).read()).group(1))')
+    mkdir -p ~/.ansible/test/cache
+    cp lab/scripts/get_pip_offline.py ~/.ansible/test/cache/get_pip_${pip_version//./_}.py
+    (cd "${installed}" && ansible-test sanity --venv --python "$(python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')" --color no) \
+        > >(grep -v -e '^WARNING: Location' -e '^Looking in' -e '^ *Downloading' -e '━' >&1)
 }
 
 stage_molecule() {
