@@ -10,5 +10,5 @@ rm -rf build/dist "${collections}/ansible_collections/netreach/tunnels"
 mkdir -p build/dist "${collections}"
 ansible-galaxy collection build --force --output-path build/dist . >/dev/null
 tarball=$(ls build/dist/netreach-tunnels-*.tar.gz)
-ansible-galaxy collection install --offline --force -p "${collections}" "${tarball}" >/dev/null
+PYTHONPATH= ansible-galaxy collection install --offline --force -p "${collections}" "${tarball}" >/dev/null
 echo "installed ${tarball} into ${collections}"
