@@ -379,22 +379,20 @@ def ssh_command(tunnel: Tunnel) -> list[str]:
     return ["/usr/bin/ssh"] + base
 
 
-def render_unit(tunnel: Tunnel, systemd_version: int) -> str:
+def render_unit(tunnel: Tunnel) -> str:
     """The systemd unit of one tunnel: never gives up, backs off, and runs with as little as it needs."""
-    restart = [f"RestartSec={tunnel.restart_delay}"]
-    if systemd_version >= 254:
-        restart += ["RestartSteps=5", f"RestartMaxDelaySec={tunnel.restart_max_delay}"]
-    else:
-        # Before systemd 254 there is no RestartSteps: the backoff helper sleeps before each start, doubling
-        # the wait after each quick failure up to restart_max_delay, with jitter; a session that stayed up
-        # for a minute resets it.
-        restart += [
-            f"ExecStartPre=/bin/sh /usr/local/lib/netreach/tunnel-backoff start {tunnel.restart_delay} "
-            f"{tunnel.restart_max_delay}",
-            "ExecStopPost=/bin/sh /usr/local/lib/netreach/tunnel-backoff stop",
-            "RuntimeDirectory=netreach-tunnel/%i",
-            "RuntimeDirectoryPreserve=restart",
-        ]
+    # systemd >= 254 has RestartSteps/RestartMaxDelaySec, but its restart counter only resets on a manual start:
+    # a tunnel that reconnected a few times over weeks would wait restart_max_delay after every later drop.
+    # The backoff helper resets after a session that outlived a connection attempt (connect_timeout + 5 s): the first retry
+    # after a healthy session is immediate, quick failures in a row double the wait, with jitter.
+    restart = [
+        "RestartSec=100ms",
+        f"ExecStartPre=/bin/sh /usr/local/lib/netreach/tunnel-backoff start {tunnel.restart_delay} "
+        f"{tunnel.restart_max_delay}",
+        f"ExecStopPost=/bin/sh /usr/local/lib/netreach/tunnel-backoff stop {tunnel.connect_timeout + 5}",
+        "RuntimeDirectory=netreach-tunnel/%i",
+        "RuntimeDirectoryPreserve=restart",
+    ]
     environment = []
     if tunnel.engine == "autossh":
         environment = ["Environment=AUTOSSH_GATETIME=0", f"Environment=AUTOSSH_POLL={min(60, tunnel.keepalive_interval * 6)}"]

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import pwd
-import re
 import shutil
 import tempfile
 
@@ -134,13 +133,10 @@ class TunnelHost:
         with open(path, encoding="utf-8") as handle:
             return handle.read().strip()
 
-    def systemd_version(self) -> int:
-        out = self._run(["systemctl", "--version"])[1]
-        match = re.match(r"systemd (\d+)", out)
-        return int(match.group(1)) if match else 0
-
     def _unit_state(self, unit: str) -> tuple[bool, bool]:
-        active = self._run(["systemctl", "is-active", "--quiet", unit], check=False)[0] == 0
+        # "activating" is a tunnel between two connection attempts: it is started, and must not be started again.
+        state = self._run(["systemctl", "show", "--property=ActiveState", "--value", unit], check=False)[1].strip()
+        active = state in ("active", "activating", "reloading")
         enabled = self._run(["systemctl", "is-enabled", "--quiet", unit], check=False)[0] == 0
         return active, enabled
 
@@ -165,7 +161,7 @@ class TunnelHost:
             if not self.module.check_mode:
                 os.unlink(tunnel.proxy_auth_path)
         unit_path = f"{UNIT_DIR}/{tunnel.unit}"
-        unit_changed = self._file(unit_path, render_unit(tunnel, self.systemd_version()), 0o644)
+        unit_changed = self._file(unit_path, render_unit(tunnel), 0o644)
         if not self.module.check_mode:
             self._run(["ssh", "-G", "-F", tunnel.ssh_config_path, f"netreach-{tunnel.name}"])
         if unit_changed and not self.module.check_mode:

@@ -108,8 +108,9 @@ if __name__ == "__main__":
     main()
 '''
 
-# Restart backoff for systemd < 254 (no RestartSteps): `start DELAY MAX` sleeps before a start after quick
-# failures (doubling, with up to 25 % jitter), `stop` counts a failure unless the session lasted 60 s.
+# Restart backoff: `start DELAY MAX` sleeps before a start that follows quick failures (DELAY, doubling up to MAX,
+# plus up to a second of jitter); `stop GATE` counts a failure unless the session lasted GATE seconds (longer than any
+# failed connection attempt can take), which resets it.
 TUNNEL_BACKOFF = r'''#!/bin/sh
 # netreach tunnel backoff; state lives in the unit's RuntimeDirectory (kept across restarts).
 set -eu
@@ -123,15 +124,15 @@ start)
         wait=$delay n=2
         while [ "$n" -lt "$failures" ] && [ "$wait" -lt "$max" ]; do wait=$((wait * 2)); n=$((n + 1)); done
         [ "$wait" -gt "$max" ] && wait=$max
-        jitter=$(( $(od -An -N2 -tu2 /dev/urandom) % (wait * 250 + 1) ))
-        sleep "$wait.$(printf '%03d' $((jitter % 1000)))"
+        jitter=$(( $(od -An -N2 -tu2 /dev/urandom) % 1000 ))
+        sleep "$wait.$(printf '%03d' "$jitter")"
     fi
     date +%s >"$state/started"
     ;;
 stop)
     started=$(cat "$state/started" 2>/dev/null || echo 0)
     failures=$(cat "$state/failures" 2>/dev/null || echo 0)
-    if [ $(( $(date +%s) - started )) -ge 60 ]; then echo 1 >"$state/failures"; else echo $((failures + 1)) >"$state/failures"; fi
+    if [ $(( $(date +%s) - started )) -ge "$2" ]; then echo 1 >"$state/failures"; else echo $((failures + 1)) >"$state/failures"; fi
     ;;
 esac
 '''

@@ -98,7 +98,7 @@ def test_seed_recipe_renders_a_pinned_non_interactive_config():
 def test_proxy_password_never_reaches_config_unit_or_command():
     secret = "s3cret-Pa55"
     t = tunnel(proxy={"type": "http", "host": "proxy.corp", "port": 8080, "username": "u", "password": secret})
-    assert secret not in render_ssh_config(t) + render_unit(t, 252) + " ".join(ssh_command(t))
+    assert secret not in render_ssh_config(t) + render_unit(t) + " ".join(ssh_command(t))
     assert "--auth-file /etc/netreach/tunnels/news/proxy_auth" in render_ssh_config(t)
 
 
@@ -110,23 +110,22 @@ def test_jump_chain_with_proxy_on_the_first_hop():
     assert "ProxyJump netreach-news-hop1" in final and "ProxyCommand" not in final
 
 
-@pytest.mark.parametrize(("version", "native"), [(252, False), (257, True)])
-def test_unit_never_gives_up_and_backs_off(version, native):
-    unit = render_unit(tunnel(), version)
+def test_unit_never_gives_up_and_backs_off():
+    unit = render_unit(tunnel(restart_delay=2, restart_max_delay=40))
     assert "Restart=always\n" in unit and "StartLimitIntervalSec=0\n" in unit
-    assert ("RestartSteps=" in unit) is native
-    assert ("tunnel-backoff" in unit) is not native
+    assert "ExecStartPre=/bin/sh /usr/local/lib/netreach/tunnel-backoff start 2 40\n" in unit
+    assert "RestartSteps=" not in unit
     assert "CapabilityBoundingSet=\n" in unit
 
 
 def test_low_port_gets_only_the_bind_capability():
-    assert "CapabilityBoundingSet=CAP_NET_BIND_SERVICE\n" in render_unit(tunnel(local_forwards=["80:h:80"]), 257)
+    assert "CapabilityBoundingSet=CAP_NET_BIND_SERVICE\n" in render_unit(tunnel(local_forwards=["80:h:80"]))
 
 
 def test_autossh_engine():
     t = tunnel(engine="autossh")
     assert ssh_command(t)[:3] == ["/usr/bin/autossh", "-M", "0"]
-    assert "Environment=AUTOSSH_GATETIME=0" in render_unit(t, 252)
+    assert "Environment=AUTOSSH_GATETIME=0" in render_unit(t)
 
 
 CONFIG_LINE = re.compile(r"^(#.*|Host \S+|    [A-Za-z0-9]+ [^\s\"'`;\\]+( [^\s\"'`;\\]+)*|)$")
@@ -143,4 +142,4 @@ def test_no_input_can_break_a_config_line(text):
         except TunnelError:
             continue
         assert all(CONFIG_LINE.match(line) for line in render_ssh_config(t).split("\n")), render_ssh_config(t)
-        assert all(UNIT_LINE.match(line) for line in render_unit(t, 252).split("\n")), render_unit(t, 252)
+        assert all(UNIT_LINE.match(line) for line in render_unit(t).split("\n")), render_unit(t)

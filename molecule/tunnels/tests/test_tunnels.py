@@ -1,0 +1,244 @@
+"""netreach.tunnels.ssh_tunnel proven by traffic.
+
+Both clients (Debian 12 and 13, on corp) run the five tunnels of converge.yml. These tests send real traffic
+through each tunnel to newshost, which sits on "inside" only, then break things (killed sessions, an sshd
+restart, a cut network, a restarted client, changed host keys) and measure how the tunnels react. Measured
+times are printed; molecule.yml makes pytest show them for passing tests too.
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+
+import labtest
+import pytest
+import testinfra
+from testinfra.host import Host
+
+CLIENTS = ["client", "client13"]
+# Port on the bastion that reaches each client's sshd through its "reverse" tunnel (see converge.yml).
+REVERSE_PORTS = {"client": 2222, "client13": 2223}
+NEWS_BANNER = "200 netreach news ready"
+WEB_PAGE = "netreach newshost page"
+PROXY_LOG = "/var/log/tinyproxy/tinyproxy.log"
+# How long a tunnel may take to come up from scratch (the units retry with a growing delay).
+UP_TIMEOUT = 20.0
+# Matches the sshd processes of the tunnel account's sessions (sshd-session on OpenSSH 10).
+TUNNEL_SESSIONS = "'^sshd(-session)?: tunnel'"
+
+
+@functools.cache
+def lab_host(name: str) -> Host:
+    return testinfra.get_host(f"ansible://{labtest.container(name)}", ansible_inventory=os.environ["MOLECULE_INVENTORY_FILE"])
+
+
+def unit(tunnel: str) -> str:
+    return f"netreach-tunnel@{tunnel}.service"
+
+
+def read_port(host: Host, port: int) -> str:
+    """What a TCP connection to 127.0.0.1:PORT on HOST reads before the peer closes or stays silent 3 s."""
+    return host.run(f"nc -w 3 127.0.0.1 {port} </dev/null").stdout
+
+
+def wait_until(probe: Callable[[], bool], timeout: float, interval: float = 0.5) -> float | None:
+    """Seconds until PROBE first held, or None if it did not hold within TIMEOUT seconds."""
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if probe():
+            return time.monotonic() - start
+        time.sleep(interval)
+    return None
+
+
+def wait_for_banner(client: str, port: int, tunnel: str, timeout: float = UP_TIMEOUT) -> float:
+    """Seconds until CLIENT reads the news banner through PORT of TUNNEL; fails with the unit's journal."""
+    host = lab_host(client)
+    seconds = wait_until(lambda: NEWS_BANNER in read_port(host, port), timeout)
+    assert seconds is not None, (
+        f"{client}: no news banner on 127.0.0.1:{port} within {timeout:.0f} s; {unit(tunnel)} logged:\n"
+        f"{labtest.journal(host, unit(tunnel))}"
+    )
+    return seconds
+
+
+def bastion_corp_ip() -> str:
+    return labtest.container_ip(labtest.container("bastion"), "corp")
+
+
+def kill_tunnel_sessions() -> int:
+    """Kill every sshd session of the tunnel account on the bastion; the exit code of pkill (0: killed some)."""
+    return lab_host("bastion").run(f"pkill -KILL -u tunnel -f {TUNNEL_SESSIONS}").rc
+
+
+@contextlib.contextmanager
+def nft_drop(host: Host, *rules: tuple[str, str]) -> Iterator[None]:
+    """While the block runs, HOST drops the packets of RULES: (chain "input" or "output", nft match)."""
+    host.run("nft delete table inet labtest")  # left over from an interrupted run
+    try:
+        host.check_output("nft add table inet labtest")
+        for chain in ("input", "output"):
+            host.check_output(f"nft 'add chain inet labtest {chain} {{ type filter hook {chain} priority 0; }}'")
+        for chain, match in rules:
+            host.check_output(f"nft add rule inet labtest {chain} {match} drop")
+        yield
+    finally:
+        host.run("nft delete table inet labtest")
+
+
+def proxy_connects() -> int:
+    """How many CONNECT requests to an SSH port the corp proxy has logged."""
+    return int(lab_host("proxy").run(f"grep -cE 'Request .*: CONNECT [^ ]+:22 ' {PROXY_LOG}").stdout.strip() or 0)
+
+
+# --- traffic through every tunnel, on both clients ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_newshost_is_out_of_the_clients_reach_without_a_tunnel(client):
+    # Control for everything below: newshost sits on "inside" only, so its services reach a client through a
+    # tunnel or not at all.
+    newshost = labtest.container_ip(labtest.container("newshost"), "inside")
+    direct = lab_host(client).run(f"nc -z -w 3 {newshost} 119")
+    assert direct.rc != 0, f"{client} reached {newshost}:119 directly"
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_seed_tunnel_reaches_newshost_itself_through_the_jump_host(client):
+    seconds = wait_for_banner(client, 12345, "seed")
+    print(f"{client}: seed tunnel (jump via bastion) answered after {seconds:.1f} s")
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_third_tunnel_forwards_news_and_web_of_newshost_via_bastion(client):
+    wait_for_banner(client, 12346, "third")
+    page = lab_host(client).run("curl -s --max-time 5 http://127.0.0.1:12380/").stdout
+    assert WEB_PAGE in page, f"{client}: 127.0.0.1:12380 gave {page!r}"
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_socks_tunnel_proxies_to_newshost_by_name(client):
+    host = lab_host(client)
+    fetch = f"curl -s --max-time 5 --socks5-hostname 127.0.0.1:3128 http://{labtest.container('newshost')}/"
+    seconds = wait_until(lambda: WEB_PAGE in host.run(fetch).stdout, UP_TIMEOUT)
+    assert seconds is not None, f"{client}: no page through SOCKS 127.0.0.1:3128:\n{labtest.journal(host, unit('socks'))}"
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_reverse_tunnel_brings_a_bastion_port_to_the_clients_sshd(client):
+    bastion = lab_host("bastion")
+    port = REVERSE_PORTS[client]
+    seconds = wait_until(lambda: read_port(bastion, port).startswith("SSH-2.0-"), UP_TIMEOUT)
+    assert seconds is not None, (
+        f"bastion: no SSH banner on 127.0.0.1:{port}; {client}'s {unit('reverse')} logged:\n"
+        f"{labtest.journal(lab_host(client), unit('reverse'))}"
+    )
+    # The host key tells whose sshd answered: it must be this client's own.
+    scanned = bastion.run(f"ssh-keyscan -T 3 -t ed25519 -p {port} 127.0.0.1").stdout.split()
+    own_key = lab_host(client).file("/etc/ssh/ssh_host_ed25519_key.pub").content_string.split()
+    assert own_key[1] in scanned, f"bastion:{port} answered with host key {scanned}, not {client}'s {own_key[1]}"
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_viaproxy_tunnel_goes_through_the_http_proxy_when_port_22_is_blocked(client):
+    host = lab_host(client)
+    bastion = bastion_corp_ip()
+    connects_before = proxy_connects()
+    with nft_drop(host, ("output", f"ip daddr {bastion} tcp dport 22")):
+        blocked = host.run(f"nc -z -w 3 {bastion} 22")
+        assert blocked.rc != 0, f"control failed: {client} still reaches {bastion}:22 directly"
+        host.check_output(f"systemctl restart {unit('viaproxy')}")
+        seconds = wait_for_banner(client, 12347, "viaproxy")
+    print(f"{client}: viaproxy tunnel answered {seconds:.1f} s after its restart with port 22 blocked")
+    assert proxy_connects() > connects_before, (
+        f"the proxy logged no new CONNECT:\n{lab_host('proxy').run(f'tail -n 20 {PROXY_LOG}').stdout}"
+    )
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+@pytest.mark.parametrize("tunnel", ["seed", "third", "socks", "reverse", "viaproxy"])
+def test_every_tunnel_runs_as_an_enabled_unit(client, tunnel):
+    # After the traffic above, every unit is up; enabled is what brings it back after a reboot.
+    service = lab_host(client).service(unit(tunnel))
+    assert service.is_enabled, f"{client}: {unit(tunnel)} is not enabled"
+    assert service.is_running, f"{client}: {unit(tunnel)} is not running:\n{labtest.journal(lab_host(client), unit(tunnel))}"
+
+
+# --- faults, on the Debian 12 client only -------------------------------------------------------------------
+
+
+def test_third_tunnel_reconnects_fast_after_its_server_session_is_killed():
+    wait_for_banner("client", 12346, "third")
+    assert kill_tunnel_sessions() == 0, "no sshd session of the tunnel account to kill on bastion"
+    seconds = wait_for_banner("client", 12346, "third", timeout=30)
+    print(f"client: third tunnel answered again {seconds:.1f} s after its server session was killed")
+    assert seconds < 10, f"third tunnel took {seconds:.1f} s to come back after its session was killed"
+
+
+def test_established_tunnel_survives_an_sshd_restart_on_the_server():
+    wait_for_banner("client", 12346, "third")
+    lab_host("bastion").check_output("systemctl restart ssh")
+    answer = read_port(lab_host("client"), 12346)
+    assert NEWS_BANNER in answer, (
+        f"third tunnel gave {answer!r} right after sshd restarted:\n{labtest.journal(lab_host('client'), unit('third'))}"
+    )
+
+
+def test_third_tunnel_recovers_after_a_30_s_network_cut():
+    wait_for_banner("client", 12346, "third")
+    bastion = bastion_corp_ip()
+    with nft_drop(lab_host("client"), ("output", f"ip daddr {bastion}"), ("input", f"ip saddr {bastion}")):
+        time.sleep(30)
+    seconds = wait_for_banner("client", 12346, "third", timeout=45)
+    print(f"client: third tunnel answered again {seconds:.1f} s after a 30 s cut to bastion ended")
+    assert seconds < 20, f"third tunnel took {seconds:.1f} s to come back after the cut ended"
+
+
+def test_tunnel_comes_back_by_itself_after_the_client_restarts():
+    subprocess.run(["docker", "restart", labtest.container("client")], check=True, capture_output=True, timeout=120)
+    start = time.monotonic()
+    wait_for_banner("client", 12346, "third", timeout=60)
+    print(f"client: third tunnel answered {time.monotonic() - start:.1f} s after docker restart returned")
+
+
+# --- changed host keys: runs last, it breaks every tunnel to bastion until the keys are restored -------------
+
+
+@pytest.fixture(scope="module")
+def bastion_with_new_host_keys() -> Iterator[int]:
+    """Give the bastion new SSH host keys and drop the tunnels' sessions; yields the epoch second it began.
+
+    The old keys come back at the end of the module, so the lab stays usable for another verify run.
+    """
+    bastion = lab_host("bastion")
+    backup = "/root/lab-ssh-host-keys"
+    since = int(time.time()) - 1
+    bastion.check_output(f"rm -rf {backup} && mkdir {backup} && cp -a /etc/ssh/ssh_host_* {backup}/")
+    try:
+        bastion.check_output("rm -f /etc/ssh/ssh_host_* && ssh-keygen -A && systemctl restart ssh")
+        kill_tunnel_sessions()
+        yield since
+    finally:
+        bastion.run(f"rm -f /etc/ssh/ssh_host_* && cp -a {backup}/. /etc/ssh/ && systemctl restart ssh")
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_tunnel_refuses_a_server_whose_host_key_changed(client, bastion_with_new_host_keys):
+    host = lab_host(client)
+    journal = f"journalctl --no-pager -u {unit('third')} --since @{bastion_with_new_host_keys}"
+
+    def warned() -> bool:
+        logged = host.run(journal).stdout
+        return "REMOTE HOST IDENTIFICATION HAS CHANGED" in logged or "Host key verification failed" in logged
+
+    seconds = wait_until(warned, UP_TIMEOUT)
+    assert seconds is not None, (
+        f"{client}: {unit('third')} logged no host key refusal within {UP_TIMEOUT:.0f} s of the key change:\n"
+        f"{labtest.journal(host, unit('third'))}"
+    )
+    print(f"{client}: third tunnel refused bastion's new host key after {seconds:.1f} s")
+    assert NEWS_BANNER not in read_port(host, 12346), f"{client}: 12346 still reaches newshost after the refusal"
