@@ -141,7 +141,25 @@ class TunnelHost:
         return active, enabled
 
     # --- apply / remove ------------------------------------------------------------------------------
+    def check_bind_conflicts(self, tunnel: Tunnel) -> None:
+        """Fail, before anything changes, when another netreach tunnel on this host listens where this one would."""
+        # Only client-side listeners: remote forwards listen on their servers, where tunnels to other servers may use the same port.
+        ours = {fwd.listen: fwd for fwd in tunnel.forwards if fwd.kind != "remote"}
+        base = os.path.dirname(tunnel.config_dir)
+        for other in sorted(os.listdir(base)) if os.path.isdir(base) else []:
+            path = os.path.join(base, other, "ssh_config")
+            if other == tunnel.name or not os.path.isfile(path):
+                continue
+            with open(path, encoding="utf-8") as handle:
+                for line in handle:
+                    words = line.split()
+                    if len(words) >= 2 and words[0] in ("LocalForward", "DynamicForward") and words[1] in ours:
+                        kind = ours[words[1]].kind
+                        self.module.fail_json(msg=f"{kind}_forwards: {words[1]} is already bound by tunnel {other}",
+                                              field=f"{kind}_forwards")
+
     def apply(self, tunnel: Tunnel, state: str, enabled: bool) -> None:
+        self.check_bind_conflicts(tunnel)
         if state != "present" and not shutil.which("systemctl"):
             self.module.fail_json(msg="systemd is required on the tunnel client")
         self._ensure_user(tunnel.run_as)

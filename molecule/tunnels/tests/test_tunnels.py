@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import re
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -166,6 +167,16 @@ def test_every_tunnel_runs_as_an_enabled_unit(client, tunnel):
     service = lab_host(client).service(unit(tunnel))
     assert service.is_enabled, f"{client}: {unit(tunnel)} is not enabled"
     assert service.is_running, f"{client}: {unit(tunnel)} is not running:\n{labtest.journal(lab_host(client), unit(tunnel))}"
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_tunnel_units_are_hardened(client):
+    # systemd's own exposure score, 0 (locked down) to 10 (unprotected); the target is 2.0 at most.
+    output = lab_host(client).check_output(f"systemd-analyze security --no-pager {unit('third')} | tail -n 1")
+    match = re.search(r"exposure level for \S+: ([0-9.]+)", output)
+    assert match, output
+    print(f"{client}: systemd-analyze security exposure of {unit('third')}: {match.group(1)}")
+    assert float(match.group(1)) <= 2.0, output
 
 
 # --- faults, on the Debian 12 client only -------------------------------------------------------------------
