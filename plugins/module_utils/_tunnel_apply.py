@@ -218,12 +218,15 @@ class TunnelHost:
                 self._run(["systemctl", "daemon-reload"])
         if os.path.isdir(config_dir):
             keep = {"id_ed25519", "id_ed25519.pub"} if not remove_key else set()
-            for entry in sorted(os.listdir(config_dir)):
+            entries = sorted(os.listdir(config_dir))
+            for entry in entries:
                 if entry in keep:
                     continue
                 self.changed = True
                 self.diff_before.append(f"# {config_dir}/{entry}\n")
                 if not self.module.check_mode:
                     os.unlink(os.path.join(config_dir, entry))
-            if remove_key and not self.module.check_mode:
-                os.rmdir(config_dir)
+            if not keep.intersection(entries):
+                self.changed = True
+                if not self.module.check_mode:
+                    os.rmdir(config_dir)

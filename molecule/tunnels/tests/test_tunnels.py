@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import os
 import re
 import subprocess
@@ -177,6 +178,65 @@ def test_tunnel_units_are_hardened(client):
     assert match, output
     print(f"{client}: systemd-analyze security exposure of {unit('third')}: {match.group(1)}")
     assert float(match.group(1)) <= 2.0, output
+
+
+# --- the module run ad hoc: bad input changes nothing, autossh engine, removal -------------------------------
+
+# What the module may touch on a client: a digest of it must not move when a declaration is rejected.
+SNAPSHOT = ("tar --sort=name -cf - /etc/netreach /etc/systemd/system /usr/local/lib/netreach /etc/passwd /etc/group "
+            "2>/dev/null | sha256sum; systemctl list-units --all --plain --no-legend 'netreach-tunnel@*' | sha256sum")
+
+
+def run_module(client: str, **args) -> dict:
+    """Run netreach.tunnels.ssh_tunnel on CLIENT from the controller, as a user would ad hoc; the host's result."""
+    env = dict(os.environ, ANSIBLE_LOAD_CALLBACK_PLUGINS="1", ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json")
+    completed = subprocess.run(
+        ["ansible", labtest.container(client), "-i", os.environ["MOLECULE_INVENTORY_FILE"],
+         "-m", "netreach.tunnels.ssh_tunnel", "-a", json.dumps(args)],
+        capture_output=True, text=True, timeout=120, check=False, env=env,
+    )
+    # The scenario's profile_tasks callback prints timing lines around the json callback's document.
+    start = completed.stdout.find("\n{")
+    assert start >= 0, f"ansible printed no JSON result: {completed.stdout}{completed.stderr}"
+    document, _ = json.JSONDecoder().raw_decode(completed.stdout[start + 1:])
+    return document["plays"][0]["tasks"][0]["hosts"][labtest.container(client)]
+
+
+VALID = {"server": "tunnels-bastion", "user": "tunnel", "known_hosts": ["tunnels-bastion ssh-ed25519 AAAAC3NzaC1lZDI1NTE5"]}
+
+
+@pytest.mark.parametrize(
+    ("args", "field"),
+    [
+        ({"name": "bad/name", "local_forwards": ["12390:localhost:22"]}, "name"),
+        ({"name": "badport", "port": 0, "local_forwards": ["12390:localhost:22"]}, "port"),
+        ({"name": "inject", "local_forwards": ["12390:localhost:22\nProxyCommand sh"]}, "local_forwards[0]"),
+        ({"name": "inject2", "server": "tunnels-bastion -oProxyCommand=sh", "local_forwards": ["12390:h:1"]}, "server"),
+        ({"name": "dup", "local_forwards": ["12346:tunnels-newshost:119"]}, "local_forwards"),
+    ],
+)
+def test_bad_input_fails_naming_the_field_and_changes_nothing(args, field):
+    host = lab_host("client")
+    before = host.check_output(SNAPSHOT)
+    result = run_module("client", **{**VALID, **args})
+    assert result.get("failed") and result.get("field") == field, result
+    assert result["msg"].startswith(f"{field}:"), result["msg"]
+    assert host.check_output(SNAPSHOT) == before, "a rejected declaration changed the host"
+
+
+def test_autossh_engine_carries_traffic_and_absent_removes_the_tunnel():
+    host = lab_host("client")
+    auto = {**VALID, "name": "auto", "engine": "autossh", "local_forwards": ["12348:tunnels-newshost:119"],
+            "identity_file": "/etc/netreach/tunnels/third/id_ed25519",
+            "known_hosts": host.file("/etc/netreach/tunnels/third/known_hosts").content_string.splitlines()}
+    assert run_module("client", **auto)["changed"]
+    wait_for_banner("client", 12348, "auto")
+    assert host.run("pgrep -u netreach-tunnel -x autossh").rc == 0, "the auto tunnel does not run autossh"
+    assert not run_module("client", **auto)["changed"], "a second identical run reported a change"
+    removed = run_module("client", name="auto", state="absent")
+    assert removed["changed"] and not host.file("/etc/systemd/system/netreach-tunnel@auto.service").exists
+    assert NEWS_BANNER not in read_port(host, 12348), "12348 still answers after state=absent"
+    assert not run_module("client", name="auto", state="absent")["changed"], "a second removal reported a change"
 
 
 # --- faults, on the Debian 12 client only -------------------------------------------------------------------
