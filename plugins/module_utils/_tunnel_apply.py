@@ -78,7 +78,7 @@ class TunnelHost:
     def _directory(self, path: str, mode: int, owner: str = "root", group: str = "root") -> None:
         if os.path.isdir(path):
             stat = os.stat(path)
-            if (stat.st_mode & 0o7777) == mode and stat.st_uid == 0:
+            if (stat.st_mode & 0o7777) == mode and stat.st_uid == pwd.getpwnam(owner).pw_uid:
                 return
         self.changed = True
         if not self.module.check_mode:
@@ -116,6 +116,16 @@ class TunnelHost:
             self._run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"netreach-tunnel-{tunnel.name}",
                        "-f", tunnel.identity_file])
             self._file_owner(tunnel.identity_file, tunnel.run_as, 0o600)
+
+    def ensure_key_only(self, tunnel: Tunnel) -> None:
+        """The tunnel's run_as user and key pair, as apply() makes them, and nothing else."""
+        self._ensure_user(tunnel.run_as)
+        if os.path.dirname(tunnel.identity_file) == tunnel.config_dir:
+            self._directory(tunnel.config_dir, 0o750, "root", tunnel.run_as)
+        if self.module.check_mode and not self._user_exists(tunnel.run_as):
+            self.changed = True
+            return
+        self._ensure_key(tunnel)
 
     def _file_owner(self, path: str, owner: str, mode: int) -> None:
         stat = os.stat(path)

@@ -137,4 +137,71 @@ stop)
 esac
 '''
 
+# Runs on tunnel servers (netreach-tunnel-reaper.service). A client that lost its NAT state reconnects while its
+# old session still holds the remote forward's port; sshd then refuses the new session's forward ("cannot listen
+# to port") and keeps the stale one until keepalives give up, which traffic to the port can postpone. The reaper
+# follows sshd's log; when a tunnel account's forward is refused because the port is taken, it ends the session of
+# a tunnel account that holds the port: the newest session of a key that is allowed that port wins.
+TUNNEL_REAPER = r'''#!/usr/bin/python3
+"""netreach tunnel reaper: hand a remote forward's port from a stale tunnel session to the reconnecting one."""
+import json
+import os
+import pwd
+import re
+import signal
+import subprocess
+import sys
+
+ACCOUNTS = set(sys.argv[1:])
+REFUSED = re.compile(r"cannot listen to port: (\d+)")
+
+
+def user_name(uid):
+    try:
+        return pwd.getpwuid(int(uid)).pw_name
+    except (TypeError, ValueError, KeyError):
+        return None
+
+
+def owner(pid):
+    try:
+        return user_name(os.stat(f"/proc/{pid}").st_uid)
+    except OSError:
+        return None
+
+
+def holders(port):
+    out = subprocess.run(["ss", "-Hltnp", f"sport = :{port}"], capture_output=True, text=True).stdout
+    return sorted({int(pid) for pid in re.findall(r"pid=(\d+)", out)})
+
+
+def main():
+    journal = subprocess.Popen(["journalctl", "--follow", "--lines=0", "--output=json",
+                                "_COMM=sshd", "+", "_COMM=sshd-session"], stdout=subprocess.PIPE, text=True)
+    print(f"watching sshd for refused remote forwards of {' '.join(sorted(ACCOUNTS))}", flush=True)
+    for line in journal.stdout:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        message = record.get("MESSAGE")
+        match = REFUSED.search(message) if isinstance(message, str) else None
+        # _UID is journald's own record of who logged: the refused session's unprivileged process, which may
+        # have exited by now.
+        if not match or user_name(record.get("_UID")) not in ACCOUNTS:
+            continue
+        port = match.group(1)
+        for holder in holders(port):
+            account = owner(holder)
+            if account in ACCOUNTS and str(holder) != record.get("_PID"):
+                os.kill(holder, signal.SIGTERM)
+                print(f"port {port}: ended stale session {holder} of {account} for the reconnecting one", flush=True)
+    return journal.wait()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+'''
+
 HELPERS = {"proxy-connect": PROXY_CONNECT, "tunnel-backoff": TUNNEL_BACKOFF}
+SERVER_HELPERS = {"tunnel-reaper": TUNNEL_REAPER}

@@ -1,0 +1,82 @@
+# Copyright: netreach developers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Filters that connect the two ends of netreach tunnels across the inventory."""
+
+from __future__ import annotations
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel import TunnelError, parse_hop
+from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_server import (
+    check_listen_conflicts,
+    client_entries,
+    known_hosts_lines,
+)
+
+
+def tunnel_server_entries(hostvars, server: str, clients: list) -> dict:
+    entries, managed = [], []
+    for client in sorted(set(clients)):
+        variables = hostvars[client]
+        keys = variables.get("tunnel_client_public_keys")
+        if keys is None:
+            continue
+        managed.append(client)
+        try:
+            entries += client_entries(client, variables.get("tunnel_client_tunnels") or [],
+                                      variables.get("tunnel_client_defaults") or {}, dict(keys), server)
+        except TunnelError as exc:
+            raise AnsibleFilterError(str(exc)) from None
+    try:
+        check_listen_conflicts(entries)
+    except TunnelError as exc:
+        raise AnsibleFilterError(f"{server}: {exc}") from None
+    return {"entries": [entry.as_dict() for entry in entries], "managed_clients": managed}
+
+
+def _hops(tunnel: dict, defaults: dict) -> list:
+    """(host, port) of every host the tunnel logs in to: its jump hosts, then its server."""
+    merged = dict(defaults or {}, **tunnel)
+    try:
+        hops = [parse_hop(hop, f"{merged.get('name')}.jump_hosts[{index}]")
+                for index, hop in enumerate(merged.get("jump_hosts") or [])]
+        port = int(merged.get("port", 22))
+    except (TunnelError, ValueError) as exc:
+        raise AnsibleFilterError(str(exc)) from None
+    return [(hop.host, hop.port) for hop in hops] + [(merged.get("server"), port)]
+
+
+def tunnel_inventory_hops(tunnels: list, inventory: list, defaults: dict | None = None) -> list:
+    """Inventory hosts that the tunnels log in to (servers and jump hosts), sorted."""
+    names = set(inventory)
+    return sorted({host for tunnel in tunnels or [] for host, dummy in _hops(tunnel, defaults) if host in names})
+
+
+def tunnel_known_hosts(tunnel: dict, hostvars, inventory: list, defaults: dict | None = None) -> list:
+    """known_hosts lines pinning every inventory host the tunnel logs in to, from that host's own facts."""
+    lines = []
+    names = set(inventory)
+    for host, port in _hops(tunnel, defaults):
+        if host not in names:
+            continue
+        found = known_hosts_lines(host, port, hostvars[host])
+        if not found:
+            raise AnsibleFilterError(f"tunnel {tunnel.get('name')}: no SSH host key facts for {host}; gather "
+                                     "them (setup: gather_subset ssh_pub_keys) or give known_hosts")
+        lines += found
+    return lines
+
+
+def tunnel_client_params(tunnel: dict) -> dict:
+    """The tunnel declaration without the keys only the server end reads."""
+    return {key: value for key, value in tunnel.items() if key not in ("server_allow_dynamic",)}
+
+
+class FilterModule:
+    def filters(self):
+        return {
+            "tunnel_server_entries": tunnel_server_entries,
+            "tunnel_inventory_hops": tunnel_inventory_hops,
+            "tunnel_known_hosts": tunnel_known_hosts,
+            "tunnel_client_params": tunnel_client_params,
+        }

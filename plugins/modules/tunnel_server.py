@@ -1,0 +1,136 @@
+#!/usr/bin/python
+# Copyright: netreach developers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: tunnel_server
+short_description: Server end of netreach SSH tunnels, restricted to exactly the declared forwards
+version_added: 0.1.0
+description:
+  - Writes one C(authorized_keys) entry per tunnel key and tunnel account, with C(restrict,port-forwarding) and
+    exactly the declared C(permitopen) targets and C(permitlisten) binds. Lines it did not write are left as they are.
+  - Writes an sshd drop-in with a C(Match User) block per tunnel account (no TTY, X11, agent, tun, user rc or
+    shell; C(PermitOpen)/C(PermitListen) limited to the union of the account's entries; C(GatewayPorts) only for
+    a non-loopback remote bind; C(ClientAliveInterval)/C(ClientAliveCountMax) to reap dead sessions), validates
+    the whole sshd configuration with C(sshd -t) and reloads sshd (never restarts it). When C(sshd -t) rejects it,
+    the previous drop-in is put back and the task fails.
+  - Runs C(netreach-tunnel-reaper.service), which hands a remote forward's port from a stale session of a tunnel
+    account to the client that reconnects for it (see the collection README, "Stale reverse listeners").
+  - The entries are usually computed by the P(netreach.tunnels.tunnel_server_entries#filter) filter from the
+    clients' C(tunnel_client_tunnels), as the P(netreach.tunnels.tunnel_server#role) role does.
+author: netreach developers (@netreach)
+options:
+  entries:
+    description:
+      - The entries for this host. Each names the O(accounts) account, the client (inventory name) and tunnel it
+        belongs to, the tunnel's public key, the C(opens) (V(host:port)) and C(listens) (V([host:]port)) it may use,
+        and C(any_open) for a tunnel whose dynamic forward was allowed to open any destination.
+    type: list
+    elements: dict
+    default: []
+  accounts:
+    description: Tunnel accounts of this host (they must exist); each gets a C(Match User) block.
+    type: list
+    elements: str
+    required: true
+  managed_clients:
+    description:
+      - Clients this run speaks for. Their entries become exactly O(entries); entries of other clients already on
+        the host are kept, so a run limited to some clients never drops the others' keys.
+      - Omit to speak for every client: entries not in O(entries) are removed.
+    type: list
+    elements: str
+  known_clients:
+    description: Every client that may hold entries here; entries of a client not listed are removed (it left the inventory).
+    type: list
+    elements: str
+  client_alive_interval:
+    description: C(ClientAliveInterval) for the tunnel accounts, in seconds.
+    type: int
+    default: 15
+  client_alive_count_max:
+    description: C(ClientAliveCountMax) for the tunnel accounts.
+    type: int
+    default: 3
+  sshd_dropin:
+    description: Path of the sshd drop-in; the main sshd_config must include it.
+    type: path
+    default: /etc/ssh/sshd_config.d/50-netreach-tunnels.conf
+  reaper:
+    description: Run the stale remote forward reaper.
+    type: bool
+    default: true
+  state:
+    description: V(absent) removes every entry this module wrote, the drop-in and the reaper.
+    type: str
+    choices: [present, absent]
+    default: present
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+notes:
+  - A dynamic forward (C(-D)) lets its key open any destination on the server, which C(permitopen) cannot narrow;
+    the filter refuses it unless the tunnel sets C(server_allow_dynamic=true).
+"""
+
+EXAMPLES = r"""
+- name: Authorise a client's news tunnel on the bastion, nothing more
+  netreach.tunnels.tunnel_server:
+    accounts: [tunnel]
+    entries:
+      - account: tunnel
+        client: laptop1
+        tunnel: news
+        public_key: ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHd0K7bS7hT2mAu8VWTXxkzXz2VXr0VXr0VXr0VXr0VX
+        opens: ["newshost:119"]
+    managed_clients: [laptop1]
+"""
+
+RETURN = r"""
+authorized:
+  description: Per account, the client/tunnel labels of the entries this module manages there.
+  returned: success
+  type: dict
+  sample: {tunnel: ["laptop1/news"]}
+sshd_dropin:
+  description: Path of the sshd drop-in.
+  returned: success
+  type: str
+  sample: /etc/ssh/sshd_config.d/50-netreach-tunnels.conf
+sshd_reloaded:
+  description: Whether sshd was reloaded.
+  returned: success
+  type: bool
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_server_apply import apply
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec=dict(
+            entries=dict(type="list", elements="dict", default=[]),
+            accounts=dict(type="list", elements="str", required=True),
+            managed_clients=dict(type="list", elements="str"),
+            known_clients=dict(type="list", elements="str"),
+            client_alive_interval=dict(type="int", default=15),
+            client_alive_count_max=dict(type="int", default=3),
+            sshd_dropin=dict(type="path", default="/etc/ssh/sshd_config.d/50-netreach-tunnels.conf"),
+            reaper=dict(type="bool", default=True),
+            state=dict(type="str", choices=["present", "absent"], default="present"),
+        ),
+        supports_check_mode=True,
+    )
+    for key in ("client_alive_interval", "client_alive_count_max"):
+        if not 1 <= module.params[key] <= 3600:
+            module.fail_json(msg=f"{key}: must be a whole number from 1 to 3600", field=key)
+    module.exit_json(**apply(module, module.params))
+
+
+if __name__ == "__main__":
+    main()
