@@ -39,3 +39,27 @@ def container_ip(container: str, segment: str) -> str:
 def journal(host, unit: str, lines: int = 50) -> str:
     """The last lines a unit logged on HOST, for failure messages."""
     return host.run(f"journalctl --no-pager -n {lines} -u {unit}").stdout
+
+
+def _ansible_json(command: list[str], timeout: int) -> dict:
+    """Run an ansible command from the controller against the scenario's inventory with the json callback."""
+    env = dict(os.environ, ANSIBLE_LOAD_CALLBACK_PLUGINS="1", ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json")
+    completed = subprocess.run(command + ["-i", os.environ["MOLECULE_INVENTORY_FILE"]],
+                               capture_output=True, text=True, timeout=timeout, check=False, env=env)
+    # The scenarios' profile_tasks callback prints timing lines around the json callback's document.
+    text = completed.stdout
+    start = 0 if text.startswith("{") else text.find("\n{") + 1
+    assert start > 0 or text.startswith("{"), f"ansible printed no JSON result: {text}{completed.stderr}"
+    document, _ = json.JSONDecoder().raw_decode(text[start:])
+    return document
+
+
+def run_module(host: str, module: str, args: dict, timeout: int = 120) -> dict:
+    """Run MODULE on the lab host HOST (container name) ad hoc, as a user would; HOST's result."""
+    document = _ansible_json(["ansible", host, "-m", module, "-a", json.dumps(args)], timeout)
+    return document["plays"][0]["tasks"][0]["hosts"][host]
+
+
+def run_playbook(playbook: str, *options: str, timeout: int = 600) -> dict:
+    """Run PLAYBOOK (a path or a collection playbook name) against the lab; the json callback's stats per host."""
+    return _ansible_json(["ansible-playbook", playbook, *options], timeout)["stats"]

@@ -121,6 +121,32 @@ def bracket(host: str | None) -> str:
     return f"[{host}]" if host and ":" in host else (host or "")
 
 
+def _listen_addresses(listen: str) -> tuple[frozenset, str]:
+    """The addresses a client-side listen spec binds, and its port (ssh binds a bare port on loopback)."""
+    address, dummy, port = listen.rpartition(":")
+    address = address.strip("[]")
+    if address in ("", "localhost"):
+        return frozenset({"127.0.0.1", "::1"}), port
+    if address == "*":
+        return frozenset({"0.0.0.0", "::"}), port
+    return frozenset({address}), port
+
+
+def listens_overlap(first: str, second: str) -> bool:
+    """Whether two client-side listen specs (as in ssh_config: [addr:]port) would compete for one socket."""
+    first_addresses, first_port = _listen_addresses(first)
+    second_addresses, second_port = _listen_addresses(second)
+    if first_port != second_port:
+        return False
+    for one in first_addresses:
+        for other in second_addresses:
+            # ssh listens on IPv6 sockets with IPV6_V6ONLY, so a wildcard covers only its own family.
+            if one == other or (one in ("0.0.0.0", "::") and (":" in one) == (":" in other)) \
+                    or (other in ("0.0.0.0", "::") and (":" in one) == (":" in other)):
+                return True
+    return False
+
+
 def check_port(value, field_name: str) -> int:
     if isinstance(value, bool):
         raise TunnelError(field_name, f"port must be a number from 1 to 65535, got {value!r}")
@@ -272,12 +298,10 @@ def parse_tunnel(params: dict) -> Tunnel:
             forwards.append(parse_forward(kind, value, f"{key}[{index}]"))
     if not forwards:
         raise TunnelError("local_forwards", "a tunnel needs at least one local, remote or dynamic forward")
-    seen: dict[tuple, str] = {}
-    for fwd in forwards:
-        key = (fwd.kind == "remote", fwd.bind_address or "", fwd.port)
-        if key in seen:
-            raise TunnelError(f"{fwd.kind}_forwards", f"{fwd.listen} is bound twice")
-        seen[key] = fwd.listen
+    for index, fwd in enumerate(forwards):
+        for earlier in forwards[:index]:
+            if (earlier.kind == "remote") == (fwd.kind == "remote") and listens_overlap(earlier.listen, fwd.listen):
+                raise TunnelError(f"{fwd.kind}_forwards", f"{fwd.listen} overlaps {earlier.listen}: bound twice")
     numbers = {}
     for key, low in (("keepalive_interval", 1), ("keepalive_count_max", 1), ("connect_timeout", 1),
                      ("restart_delay", 1), ("restart_max_delay", 1)):

@@ -13,6 +13,7 @@ import tempfile
 
 from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel import (
     Tunnel,
+    listens_overlap,
     render_known_hosts,
     render_ssh_config,
     render_unit,
@@ -154,7 +155,7 @@ class TunnelHost:
     def check_bind_conflicts(self, tunnel: Tunnel) -> None:
         """Fail, before anything changes, when another netreach tunnel on this host listens where this one would."""
         # Only client-side listeners: remote forwards listen on their servers, where tunnels to other servers may use the same port.
-        ours = {fwd.listen: fwd for fwd in tunnel.forwards if fwd.kind != "remote"}
+        ours = [fwd for fwd in tunnel.forwards if fwd.kind != "remote"]
         base = os.path.dirname(tunnel.config_dir)
         for other in sorted(os.listdir(base)) if os.path.isdir(base) else []:
             path = os.path.join(base, other, "ssh_config")
@@ -163,10 +164,13 @@ class TunnelHost:
             with open(path, encoding="utf-8") as handle:
                 for line in handle:
                     words = line.split()
-                    if len(words) >= 2 and words[0] in ("LocalForward", "DynamicForward") and words[1] in ours:
-                        kind = ours[words[1]].kind
-                        self.module.fail_json(msg=f"{kind}_forwards: {words[1]} is already bound by tunnel {other}",
-                                              field=f"{kind}_forwards")
+                    if len(words) < 2 or words[0] not in ("LocalForward", "DynamicForward"):
+                        continue
+                    for fwd in ours:
+                        if listens_overlap(fwd.listen, words[1]):
+                            self.module.fail_json(msg=f"{fwd.kind}_forwards: {fwd.listen} overlaps {words[1]}, "
+                                                      f"which tunnel {other} already binds",
+                                                  field=f"{fwd.kind}_forwards")
 
     def apply(self, tunnel: Tunnel, state: str, enabled: bool) -> None:
         self.check_bind_conflicts(tunnel)

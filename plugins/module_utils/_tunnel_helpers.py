@@ -140,10 +140,14 @@ esac
 # Runs on tunnel servers (netreach-tunnel-reaper.service). A client that lost its NAT state reconnects while its
 # old session still holds the remote forward's port; sshd then refuses the new session's forward ("cannot listen
 # to port") and keeps the stale one until keepalives give up, which traffic to the port can postpone. The reaper
-# follows sshd's log; when a tunnel account's forward is refused because the port is taken, it ends the session of
-# a tunnel account that holds the port: the newest session of a key that is allowed that port wins.
+# follows sshd's log; when a tunnel account's forward is refused, it ends every session of the key(s) whose
+# authorized_keys entry permits that port: the stale session frees the port and the client's next attempt (its
+# unit retries within seconds) gets it. It reads only the journal, /proc/PID/cmdline and the accounts'
+# authorized_keys, so it needs no access to other processes' file descriptors.
 TUNNEL_REAPER = r'''#!/usr/bin/python3
 """netreach tunnel reaper: hand a remote forward's port from a stale tunnel session to the reconnecting one."""
+import base64
+import hashlib
 import json
 import os
 import pwd
@@ -151,9 +155,12 @@ import re
 import signal
 import subprocess
 import sys
+import time
 
 ACCOUNTS = set(sys.argv[1:])
 REFUSED = re.compile(r"cannot listen to port: (\d+)")
+ACCEPTED = re.compile(r"^Accepted publickey for (\S+) from .* (SHA256:[A-Za-z0-9+/]+)")
+LISTEN = re.compile(r'permitlisten="(?:[^"]*:)?(\d+)"')
 
 
 def user_name(uid):
@@ -163,39 +170,73 @@ def user_name(uid):
         return None
 
 
-def owner(pid):
+def fingerprint(blob):
+    digest = hashlib.sha256(base64.b64decode(blob)).digest()
+    return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
+
+
+def keys_for_port(port):
+    # Fingerprints of the tunnel keys whose entries permit listening on PORT.
+    found = set()
+    for account in ACCOUNTS:
+        try:
+            path = os.path.join(pwd.getpwnam(account).pw_dir, ".ssh", "authorized_keys")
+            with open(path) as handle:
+                lines = handle.read().splitlines()
+        except (KeyError, OSError):
+            continue
+        for line in lines:
+            words = line.split()
+            if len(words) >= 3 and port in LISTEN.findall(words[0]):
+                try:
+                    found.add(fingerprint(words[2]))
+                except ValueError:
+                    continue
+    return found
+
+
+def is_session(pid, account):
     try:
-        return user_name(os.stat(f"/proc/{pid}").st_uid)
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            title = handle.read().decode(errors="replace")
     except OSError:
-        return None
-
-
-def holders(port):
-    out = subprocess.run(["ss", "-Hltnp", f"sport = :{port}"], capture_output=True, text=True).stdout
-    return sorted({int(pid) for pid in re.findall(r"pid=(\d+)", out)})
+        return False
+    return title.startswith("sshd") and account in title
 
 
 def main():
-    journal = subprocess.Popen(["journalctl", "--follow", "--lines=0", "--output=json",
+    started = time.time() * 1e6
+    # The whole boot's log, to learn the sessions that are already up; act only on refusals from now on.
+    journal = subprocess.Popen(["journalctl", "--boot", "--follow", "--output=json",
                                 "_COMM=sshd", "+", "_COMM=sshd-session"], stdout=subprocess.PIPE, text=True)
     print(f"watching sshd for refused remote forwards of {' '.join(sorted(ACCOUNTS))}", flush=True)
+    sessions = {}
     for line in journal.stdout:
         try:
             record = json.loads(line)
         except ValueError:
             continue
-        message = record.get("MESSAGE")
-        match = REFUSED.search(message) if isinstance(message, str) else None
-        # _UID is journald's own record of who logged: the refused session's unprivileged process, which may
-        # have exited by now.
-        if not match or user_name(record.get("_UID")) not in ACCOUNTS:
+        message, pid = record.get("MESSAGE"), record.get("_PID", "")
+        if not isinstance(message, str):
+            continue
+        accepted = ACCEPTED.match(message)
+        if accepted and accepted.group(1) in ACCOUNTS:
+            if len(sessions) > 4096:
+                sessions = {key: value for key, value in sessions.items() if os.path.exists(f"/proc/{key}")}
+            sessions[pid] = (accepted.group(1), accepted.group(2))
+            continue
+        match = REFUSED.search(message)
+        if not match or int(record.get("__REALTIME_TIMESTAMP", 0)) < started:
+            continue
+        if user_name(record.get("_UID")) not in ACCOUNTS:
             continue
         port = match.group(1)
-        for holder in holders(port):
-            account = owner(holder)
-            if account in ACCOUNTS and str(holder) != record.get("_PID"):
-                os.kill(holder, signal.SIGTERM)
-                print(f"port {port}: ended stale session {holder} of {account} for the reconnecting one", flush=True)
+        keys = keys_for_port(port)
+        for session, (account, key) in sorted(sessions.items()):
+            if key in keys and is_session(session, account):
+                os.kill(int(session), signal.SIGTERM)
+                print(f"port {port}: ended session {session} of {account} ({key}) so the reconnecting one gets the port",
+                      flush=True)
     return journal.wait()
 
 

@@ -80,8 +80,8 @@ class AccountPolicy:
 
 
 def check_public_key(value, field_name: str) -> str:
-    if not isinstance(value, str):
-        raise TunnelError(field_name, "expected an OpenSSH public key line")
+    if not isinstance(value, str) or "\n" in value or "\r" in value:
+        raise TunnelError(field_name, "expected one OpenSSH public key line")
     words = value.split()
     if len(words) < 2 or not PUBLIC_KEY_RE.fullmatch(" ".join(words[:2])):
         raise TunnelError(field_name, "expected an OpenSSH public key: 'type base64 [comment]'")

@@ -27,8 +27,10 @@ options:
     default: netreach-tunnel
 attributes:
   check_mode:
+    description: Reports whether the key or user would be created and creates nothing.
     support: full
   diff_mode:
+    description: Names the key and user that are created; never shows key material.
     support: full
 """
 

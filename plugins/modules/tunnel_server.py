@@ -38,7 +38,7 @@ options:
     description:
       - Clients this run speaks for. Their entries become exactly O(entries); entries of other clients already on
         the host are kept, so a run limited to some clients never drops the others' keys.
-      - Omit to speak for every client: entries not in O(entries) are removed.
+      - Omit to speak for every client, so that entries not in O(entries) are removed.
     type: list
     elements: str
   known_clients:
@@ -68,8 +68,10 @@ options:
     default: present
 attributes:
   check_mode:
+    description: Reports what would change and changes nothing (sshd is not validated or reloaded).
     support: full
   diff_mode:
+    description: Shows the authorized_keys files and the drop-in before and after.
     support: full
 notes:
   - A dynamic forward (C(-D)) lets its key open any destination on the server, which C(permitopen) cannot narrow;

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import os
 import re
 import subprocess
@@ -189,17 +188,7 @@ SNAPSHOT = ("tar --sort=name -cf - /etc/netreach /etc/systemd/system /usr/local/
 
 def run_module(client: str, **args) -> dict:
     """Run netreach.tunnels.ssh_tunnel on CLIENT from the controller, as a user would ad hoc; the host's result."""
-    env = dict(os.environ, ANSIBLE_LOAD_CALLBACK_PLUGINS="1", ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json")
-    completed = subprocess.run(
-        ["ansible", labtest.container(client), "-i", os.environ["MOLECULE_INVENTORY_FILE"],
-         "-m", "netreach.tunnels.ssh_tunnel", "-a", json.dumps(args)],
-        capture_output=True, text=True, timeout=120, check=False, env=env,
-    )
-    # The scenario's profile_tasks callback prints timing lines around the json callback's document.
-    start = completed.stdout.find("\n{")
-    assert start >= 0, f"ansible printed no JSON result: {completed.stdout}{completed.stderr}"
-    document, _ = json.JSONDecoder().raw_decode(completed.stdout[start + 1:])
-    return document["plays"][0]["tasks"][0]["hosts"][labtest.container(client)]
+    return labtest.run_module(labtest.container(client), "netreach.tunnels.ssh_tunnel", args)
 
 
 VALID = {"server": "tunnels-bastion", "user": "tunnel", "known_hosts": ["tunnels-bastion ssh-ed25519 AAAAC3NzaC1lZDI1NTE5"]}

@@ -1,0 +1,317 @@
+"""The server end of netreach tunnels: every tunnel key may do exactly what its tunnel declares, and no more.
+
+playbooks/tunnels.yml configured the bastion and server13 from the clients' declarations (molecule.yml). The
+tests first send real traffic through each tunnel, then take each tunnel's own private key from the client and
+drive it with a scripted SSH client (paramiko) through the requests sshd knows: direct-tcpip opens (-L, -D),
+tcpip-forward listens (-R), shell, exec, pty, X11, agent and tun. The matrix (request x expected x got) is
+printed; molecule.yml makes pytest show it for passing tests too.
+"""
+from __future__ import annotations
+
+import functools
+import os
+import subprocess
+import time
+from collections.abc import Callable
+
+import labtest
+import pytest
+import testinfra
+import yaml
+from sshprobe import Probe
+from testinfra.host import Host
+
+CLIENTS = ["client", "client13"]
+TUNNELS = ["web", "chain", "socks", "reverse"]
+REVERSE_PORTS = {"client": 17070, "client13": 17071}
+WEB_PAGE = "netreach target page"
+NEWS_BANNER = "200 netreach news ready"
+UP_TIMEOUT = 30.0
+
+
+@functools.cache
+def lab_host(name: str) -> Host:
+    return testinfra.get_host(f"ansible://{labtest.container(name)}", ansible_inventory=os.environ["MOLECULE_INVENTORY_FILE"])
+
+
+def wait_until(probe: Callable[[], bool], timeout: float, interval: float = 0.5) -> float | None:
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if probe():
+            return time.monotonic() - start
+        time.sleep(interval)
+    return None
+
+
+def reverse_answers(client: str) -> bool:
+    out = lab_host("bastion").run(f"nc -w 2 127.0.0.1 {REVERSE_PORTS[client]} </dev/null").stdout
+    return f"client reverse service {labtest.container(client)}" in out
+
+
+def web_answers(client: str) -> bool:
+    return WEB_PAGE in lab_host(client).run("curl -s -m 5 http://127.0.0.1:12380/").stdout
+
+
+@pytest.fixture(scope="module")
+def key_dir(tmp_path_factory) -> str:
+    """Each tunnel's private key, copied from its client (the test plays the client with the tunnel's key)."""
+    directory = tmp_path_factory.mktemp("tunnel-keys")
+    for client in CLIENTS:
+        for tunnel in TUNNELS:
+            path = directory / f"{client}-{tunnel}"
+            key = subprocess.run(["docker", "exec", labtest.container(client), "cat",
+                                  f"/etc/netreach/tunnels/{tunnel}/id_ed25519"],
+                                 check=True, capture_output=True, text=True).stdout
+            path.write_text(key)
+            path.chmod(0o600)
+    return str(directory)
+
+
+def probe(key_dir: str, client: str, tunnel: str, server: str) -> Probe:
+    container = labtest.container(server)
+    host_key = " ".join(lab_host(server).check_output("cat /etc/ssh/ssh_host_ed25519_key.pub").split()[:2])
+    return Probe(labtest.container_ip(container, "corp"), 22, "tunnel", os.path.join(key_dir, f"{client}-{tunnel}"),
+                 host_key=host_key)
+
+
+# --- traffic through every declared tunnel -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_every_declared_tunnel_carries_traffic(client):
+    host = lab_host(client)
+    assert wait_until(lambda: web_answers(client), UP_TIMEOUT) is not None, "web (-L through bastion) is down"
+    assert wait_until(lambda: NEWS_BANNER in host.run("nc -w 3 127.0.0.1 12319 </dev/null").stdout, UP_TIMEOUT) \
+        is not None, "chain (-L through bastion as jump host to server13) is down"
+    page = host.run(f"curl -s -m 5 --socks5-hostname 127.0.0.1:3128 http://{labtest.container('target')}/").stdout
+    assert WEB_PAGE in page, "socks (-D on the bastion) did not fetch the target page"
+    assert wait_until(lambda: reverse_answers(client), UP_TIMEOUT) is not None, "reverse (-R on the bastion) is down"
+
+
+# --- the forward-control matrix ----------------------------------------------------------------------------
+
+
+def matrix_rows(client: str, other: str) -> list[tuple[str, str, str, str, bool]]:
+    """(tunnel key, server, request, argument, expected granted)."""
+    target, server13 = labtest.container("target"), labtest.container("server13")
+    rows = [
+        ("web", "bastion", "open", f"{target}:80", True),
+        ("web", "bastion", "open", f"{target}:119", False),
+        ("web", "bastion", "open", f"{target}:8119", False),
+        ("web", "bastion", "open", f"{server13}:22", False),
+        ("web", "bastion", "open", "localhost:22", False),
+        ("web", "bastion", "listen", "localhost:9999", False),
+        ("web", "bastion", "listen", f"localhost:{REVERSE_PORTS[client]}", False),
+        ("web", "server13", "auth", "", False),
+        ("chain", "bastion", "open", f"{server13}:22", True),
+        ("chain", "bastion", "open", f"{target}:119", False),
+        ("chain", "bastion", "open", f"{target}:80", False),
+        ("chain", "server13", "open", f"{target}:119", True),
+        ("chain", "server13", "open", f"{target}:80", False),
+        ("chain", "server13", "open", f"{target}:8119", False),
+        ("chain", "server13", "listen", "localhost:9999", False),
+        ("socks", "bastion", "open", f"{target}:80", True),
+        ("socks", "bastion", "open", f"{target}:8119", True),  # the explicit -D opt-in: any destination
+        ("socks", "bastion", "listen", "localhost:9999", False),
+        ("socks", "server13", "auth", "", False),
+        ("reverse", "bastion", "listen", f"localhost:{REVERSE_PORTS[other]}", False),
+        ("reverse", "bastion", "listen", "localhost:9999", False),
+        ("reverse", "bastion", "listen", "0.0.0.0:9999", False),
+        ("reverse", "bastion", "open", f"{target}:80", False),
+        ("reverse", "bastion", "open", "localhost:22", False),
+    ]
+    for tunnel, server in (("web", "bastion"), ("chain", "server13"), ("reverse", "bastion")):
+        rows += [(tunnel, server, request, "", False) for request in ("shell", "exec", "pty", "x11", "agent", "tun")]
+    return rows
+
+
+def ask(p: Probe, request: str, argument: str) -> tuple[bool, str]:
+    host, _, port = argument.rpartition(":")
+    proof = "netreach-session-proof"
+    return {
+        "auth": p.authenticates,
+        "open": lambda: p.direct_tcpip(host, int(port)),
+        "listen": lambda: p.tcpip_forward(host, int(port)),
+        "shell": lambda: p.shell(proof),
+        "exec": lambda: p.exec_command(f"echo {proof}", proof),
+        "pty": p.pty,
+        "x11": p.x11,
+        "agent": p.agent,
+        "tun": p.tun,
+    }[request]()
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_each_tunnel_key_may_do_exactly_what_its_tunnel_declares(client, key_dir):
+    other = next(name for name in CLIENTS if name != client)
+    rows, wrong = [], []
+    for tunnel, server, request, argument, expected in matrix_rows(client, other):
+        got, detail = ask(probe(key_dir, client, tunnel, server), request, argument)
+        rows.append(f"{tunnel:8} {server:9} {request:6} {argument:32} {'grant' if expected else 'refuse':7} "
+                    f"{'grant' if got else 'refuse':7} {detail}")
+        if got != expected:
+            wrong.append(rows[-1])
+    print(f"\nforward-control matrix for the keys of {client} ({len(rows)} requests, {len(wrong)} wrong):")
+    print(f"{'key':8} {'server':9} {'request':6} {'argument':32} {'expect':7} {'got':7} detail")
+    print("\n".join(rows))
+    assert not wrong, "requests that did not get what the declaration allows:\n" + "\n".join(wrong)
+
+
+CONTROL_ACCOUNT = "netreach-control"
+
+
+@pytest.fixture(scope="module")
+def control_key(tmp_path_factory) -> str:
+    """A key for an ordinary account on the bastion (shell, no restrictions): the probes' positive control."""
+    path = tmp_path_factory.mktemp("control") / "id_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True)
+    bastion = lab_host("bastion")
+    bastion.run_test(f"id {CONTROL_ACCOUNT} || useradd -m -s /bin/sh {CONTROL_ACCOUNT}")
+    bastion.run_test(f"install -d -m 700 -o {CONTROL_ACCOUNT} /home/{CONTROL_ACCOUNT}/.ssh")
+    bastion.run_test(f"echo '{(path.parent / 'id_ed25519.pub').read_text().strip()}' > /home/{CONTROL_ACCOUNT}/.ssh/authorized_keys")
+    bastion.run_test(f"chown {CONTROL_ACCOUNT} /home/{CONTROL_ACCOUNT}/.ssh/authorized_keys")
+    return str(path)
+
+
+def test_the_probes_see_what_an_unrestricted_account_is_granted(control_key):
+    """Without this, a probe that could only ever answer "refused" would make the matrix pass."""
+    bastion = labtest.container("bastion")
+    host_key = " ".join(lab_host("bastion").check_output("cat /etc/ssh/ssh_host_ed25519_key.pub").split()[:2])
+    control = Probe(labtest.container_ip(bastion, "corp"), 22, CONTROL_ACCOUNT, control_key, host_key=host_key)
+    expected = {"shell": True, "exec": True, "pty": True, "x11": True, "agent": True,
+                "open": True, "listen": True}
+    argument = {"open": f"{labtest.container('target')}:8119", "listen": "localhost:9999"}
+    rows, wrong = [], []
+    for request, granted in expected.items():
+        got, detail = ask(control, request, argument.get(request, ""))
+        rows.append(f"{CONTROL_ACCOUNT:16} {request:6} {'grant' if granted else 'refuse':7} {'grant' if got else 'refuse':7} {detail}")
+        if got != granted:
+            wrong.append(rows[-1])
+    print("\npositive control on the bastion (an ordinary account, no restrictions):\n" + "\n".join(rows))
+    assert not wrong, "the probes misread what sshd granted:\n" + "\n".join(wrong)
+
+
+def test_reverse_key_may_listen_on_exactly_its_own_port(key_dir):
+    client = lab_host("client")
+    client.run_test("systemctl stop netreach-tunnel@reverse")
+    try:
+        port_free = wait_until(lambda: not lab_host("bastion").socket(f"tcp://127.0.0.1:{REVERSE_PORTS['client']}").is_listening, 20)
+        assert port_free is not None, "the bastion still listens on the reverse port after the tunnel stopped"
+        got, detail = probe(key_dir, "client", "reverse", "bastion").tcpip_forward("localhost", REVERSE_PORTS["client"])
+        print(f"\nreverse key, listen localhost:{REVERSE_PORTS['client']} on bastion: expected grant, got {detail}")
+        assert got, detail
+    finally:
+        client.run_test("systemctl start netreach-tunnel@reverse")
+    assert wait_until(lambda: reverse_answers("client"), UP_TIMEOUT) is not None
+
+
+# --- the stale reverse listener ----------------------------------------------------------------------------
+
+
+def test_reverse_tunnel_takes_its_port_back_from_a_stale_session_under_traffic():
+    """The client loses its connection state (every connection to the bastion black-holed, as a NAT gateway that
+    forgot them would) while traffic keeps hitting the forwarded port on the bastion. The client notices by its
+    keepalives and reconnects; the bastion's old session still holds the port until the reaper ends it."""
+    client, bastion = lab_host("client"), lab_host("bastion")
+    assert wait_until(lambda: reverse_answers("client"), UP_TIMEOUT) is not None
+    port = REVERSE_PORTS["client"]
+    bastion_ip = labtest.container_ip(labtest.container("bastion"), "corp")
+    bastion.run_test(f"systemd-run --unit netreach-test-load sh -c "
+                     f"'while :; do nc -w 1 127.0.0.1 {port} </dev/null >/dev/null; sleep 0.3; done'")
+    ports = client.check_output(f"ss -Htn state established '( dport = :22 and dst {bastion_ip} )' | awk '{{print $3}}'")
+    old = sorted({line.rpartition(":")[2] for line in ports.splitlines() if line})
+    assert old, "the client has no connection to the bastion"
+    ended_before = reaper_ended()
+    client.run_test("nft add table inet netreach_test")
+    client.run_test("nft add chain inet netreach_test out '{ type filter hook output priority 0; }'")
+    client.run_test("nft add chain inet netreach_test in '{ type filter hook input priority 0; }'")
+    client.run_test(f"nft add rule inet netreach_test out ip daddr {bastion_ip} tcp sport '{{ {', '.join(old)} }}' drop")
+    client.run_test(f"nft add rule inet netreach_test in ip saddr {bastion_ip} tcp dport '{{ {', '.join(old)} }}' drop")
+    try:
+        start = time.monotonic()
+        seconds = wait_until(lambda: reverse_answers("client") and reaper_ended() > ended_before, 90, interval=0.25)
+        refused = client.run("journalctl --no-pager -u netreach-tunnel@reverse | grep -c 'remote port forwarding failed'").stdout.strip()
+        print(f"\nreverse tunnel back {time.monotonic() - start:.1f} s after the client lost its connections "
+              f"(client keepalive detection included; {refused} refused reconnect(s) logged)\nreaper said:\n{reaper_log()}")
+        assert seconds is not None and seconds <= 60, f"the reverse tunnel did not come back within 60 s\n{reaper_log()}"
+    finally:
+        client.run("nft delete table inet netreach_test")
+        bastion.run("systemctl stop netreach-test-load")
+
+
+def reaper_log() -> str:
+    return lab_host("bastion").run("journalctl --no-pager -n 5 -o cat -u netreach-tunnel-reaper").stdout
+
+
+def reaper_ended() -> int:
+    """How many sessions the bastion's reaper has ended so far."""
+    return int(lab_host("bastion").run("journalctl --no-pager -o cat -u netreach-tunnel-reaper | grep -c 'ended session'").stdout.strip() or 0)
+
+
+# --- sshd is validated before reload -----------------------------------------------------------------------
+
+SERVER_SNAPSHOT = "cat /etc/ssh/sshd_config.d/50-netreach-tunnels.conf /home/tunnel/.ssh/authorized_keys | sha256sum"
+
+
+def test_a_drop_in_sshd_rejects_is_put_back_and_sshd_keeps_serving():
+    bastion = lab_host("bastion")
+    before = bastion.check_output(SERVER_SNAPSHOT)
+    bastion.run_test("echo 'NoSuchOption yes' > /etc/ssh/sshd_config.d/00-netreach-test-broken.conf")
+    try:
+        result = labtest.run_module(labtest.container("bastion"), "netreach.tunnels.tunnel_server",
+                                    {"accounts": ["tunnel"], "client_alive_interval": 16, "managed_clients": []})
+    finally:
+        bastion.run_test("rm -f /etc/ssh/sshd_config.d/00-netreach-test-broken.conf")
+    assert result.get("failed") and "sshd -t rejected" in result["msg"], result
+    assert bastion.check_output(SERVER_SNAPSHOT) == before, "a rejected drop-in changed the server"
+    assert bastion.run("sshd -t").rc == 0
+    assert web_answers("client"), "sshd stopped serving tunnels"
+
+
+@pytest.mark.parametrize(
+    ("args", "field"),
+    [
+        ({"accounts": ["tunnel"], "entries": [{"account": "tunnel", "client": "c", "tunnel": "t",
+          "public_key": "ssh-ed25519 AAAA", "opens": ['h:1",command="sh']}]}, "entries[0].opens"),
+        ({"accounts": ["tunnel"], "entries": [{"account": "tunnel", "client": "c d", "tunnel": "t",
+          "public_key": "ssh-ed25519 AAAA"}]}, "entries[0].client"),
+        ({"accounts": ["tunnel"], "entries": [{"account": "tunnel", "client": "c", "tunnel": "t",
+          "public_key": "ssh-ed25519 AAAA\nssh-ed25519 BBBB"}]}, "entries[0].public_key"),
+        ({"accounts": ["no-such-account"]}, "accounts"),
+        ({"accounts": ["tunnel"], "client_alive_interval": 0}, "client_alive_interval"),
+    ],
+)
+def test_bad_server_input_fails_naming_the_field_and_changes_nothing(args, field):
+    bastion = lab_host("bastion")
+    before = bastion.check_output(SERVER_SNAPSHOT)
+    result = labtest.run_module(labtest.container("bastion"), "netreach.tunnels.tunnel_server", args)
+    assert result.get("failed") and result.get("field") == field, result
+    assert bastion.check_output(SERVER_SNAPSHOT) == before
+
+
+# --- removal and --limit (last: they change the declarations) -----------------------------------------------
+
+
+def declared_tunnels() -> list[dict]:
+    """The clients' tunnel_client_tunnels, as molecule.yml declares them."""
+    scenario = os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "molecule", labtest.scenario(), "molecule.yml")
+    with open(scenario, encoding="utf-8") as handle:
+        config = yaml.safe_load(handle)
+    return config["provisioner"]["inventory"]["group_vars"]["tunnel_clients"]["tunnel_client_tunnels"]
+
+
+def test_removed_tunnel_key_stops_authenticating_and_limit_keeps_other_clients(key_dir, tmp_path):
+    """Rerun the fleet playbook limited to client and its servers, with web gone from client's list."""
+    override = tmp_path / "without-web.yml"
+    remaining = [tunnel for tunnel in declared_tunnels() if tunnel["name"] != "web"]
+    override.write_text(yaml.safe_dump({"all": {"hosts": {labtest.container("client"): {
+        "tunnel_client_tunnels": remaining}}}}))
+    limit = ",".join(labtest.container(name) for name in ("client", "bastion", "server13"))
+    stats = labtest.run_playbook("netreach.tunnels.tunnels", "-i", str(override), "--limit", limit)
+    assert all(host["failures"] == 0 and host["unreachable"] == 0 for host in stats.values()), stats
+    assert not probe(key_dir, "client", "web", "bastion").authenticates()[0], "the removed tunnel's key still logs in"
+    assert not lab_host("client").file("/etc/systemd/system/netreach-tunnel@web.service").exists, \
+        "the role left the undeclared tunnel's unit"
+    assert probe(key_dir, "client13", "web", "bastion").authenticates()[0], "--limit dropped client13's key"
+    assert web_answers("client13"), "client13's web tunnel stopped"
+    assert wait_until(lambda: reverse_answers("client"), UP_TIMEOUT) is not None, "client's other tunnels broke"
