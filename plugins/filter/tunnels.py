@@ -14,7 +14,7 @@ from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_server im
 )
 
 
-def tunnel_server_entries(hostvars, server: str, clients: list) -> dict:
+def tunnel_server_entries(hostvars, server: str, clients: list, skip_missing_keys: bool = False) -> dict:
     entries, managed = [], []
     for client in sorted(set(clients)):
         variables = hostvars[client]
@@ -24,7 +24,8 @@ def tunnel_server_entries(hostvars, server: str, clients: list) -> dict:
         managed.append(client)
         try:
             entries += client_entries(client, variables.get("tunnel_client_tunnels") or [],
-                                      variables.get("tunnel_client_defaults") or {}, dict(keys), server)
+                                      variables.get("tunnel_client_defaults") or {}, dict(keys), server,
+                                      skip_missing_keys)
         except TunnelError as exc:
             raise AnsibleFilterError(str(exc)) from None
     try:

@@ -73,7 +73,13 @@ class TunnelHost:
             os.chmod(tmp, mode)
             owner_entry = pwd.getpwnam(owner)
             os.chown(tmp, owner_entry.pw_uid, owner_entry.pw_gid)
-            self.module.atomic_move(tmp, path, unsafe_writes=False, keep_dest_attrs=False)
+            if os.path.exists(path):
+                self.module.atomic_move(tmp, path, unsafe_writes=False, keep_dest_attrs=False)
+                os.chmod(path, mode)
+            else:
+                # atomic_move would give a new file the umask's mode (0644) for a moment and for good; a rename in
+                # the same directory keeps the temp file's mode, so a secret is never readable by others.
+                os.replace(tmp, path)
         return content_differs
 
     def _directory(self, path: str, mode: int, owner: str = "root", group: str = "root") -> None:

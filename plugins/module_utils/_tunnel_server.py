@@ -94,8 +94,12 @@ def check_entry_name(value, field_name: str) -> str:
     return value
 
 
-def client_entries(client: str, declarations: list, defaults: dict, public_keys: dict, server: str) -> list[Entry]:
-    """The entries SERVER needs for the tunnels CLIENT declares (declarations as the client role takes them)."""
+def client_entries(client: str, declarations: list, defaults: dict, public_keys: dict, server: str,
+                   skip_missing_keys: bool = False) -> list[Entry]:
+    """The entries SERVER needs for the tunnels CLIENT declares (declarations as the client role takes them).
+
+    SKIP_MISSING_KEYS leaves out tunnels whose key does not exist yet (check mode on a fresh client).
+    """
     check_entry_name(client, "client")
     entries = []
     for index, declared in enumerate(declarations or []):
@@ -118,6 +122,8 @@ def client_entries(client: str, declarations: list, defaults: dict, public_keys:
         if not any(host == server for host, dummy, dummy2 in hops):
             continue
         key = public_keys.get(tunnel.name) if isinstance(public_keys, dict) else None
+        if not key and skip_missing_keys:
+            continue
         if not key:
             raise TunnelError(f"{field_name}", f"no public key known for tunnel {tunnel.name} of {client}")
         key = check_public_key(key, f"{client}: public key of tunnel {tunnel.name}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import os
 import re
 import subprocess
@@ -18,6 +19,7 @@ from collections.abc import Callable, Iterator
 import labtest
 import pytest
 import testinfra
+import yaml
 from testinfra.host import Host
 
 CLIENTS = ["client", "client13"]
@@ -160,8 +162,63 @@ def test_viaproxy_tunnel_goes_through_the_http_proxy_when_port_22_is_blocked(cli
     )
 
 
+AUTH_PROXY_LOG = "/var/log/tinyproxy/auth.log"
+
+
+def proxy_password() -> str:
+    """The lab's proxy password, as the scenario's inventory declares it."""
+    scenario = os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "molecule", labtest.scenario(), "molecule.yml")
+    with open(scenario, encoding="utf-8") as handle:
+        return yaml.safe_load(handle)["provisioner"]["inventory"]["group_vars"]["tunnel_clients"]["tunnels_proxy_password"]
+
+
 @pytest.mark.parametrize("client", CLIENTS)
-@pytest.mark.parametrize("tunnel", ["seed", "third", "socks", "reverse", "viaproxy"])
+def test_authproxy_tunnel_logs_in_to_the_proxy_and_the_password_shows_nowhere(client):
+    host, password = lab_host(client), proxy_password()
+    wait_for_banner(client, 12349, "authproxy")
+    proxy = lab_host("proxy")
+    refused = proxy.run(f"curl -s -o /dev/null -w '%{{http_code}}' -x http://127.0.0.1:8081 http://{labtest.container('bastion')}:22/").stdout
+    assert refused == "407", f"control failed: the proxy on 8081 let a request without credentials through ({refused})"
+    assert "CONNECT" in proxy.run(f"cat {AUTH_PROXY_LOG}").stdout, "the authenticating proxy logged no CONNECT"
+    auth_file = host.file("/etc/netreach/tunnels/authproxy/proxy_auth")
+    assert auth_file.exists and auth_file.mode == 0o600 and auth_file.user == "netreach-tunnel", \
+        "the proxy credentials file is not 0600 netreach-tunnel"
+    places = {
+        "process list": host.run("ps -eo args").stdout,
+        "unit": host.run(f"systemctl cat {unit('authproxy')}").stdout,
+        "journal": host.run("journalctl --no-pager -b").stdout,
+        "tunnel files other than the credentials": host.run(
+            "find /etc/netreach/tunnels/authproxy -type f ! -name proxy_auth -exec cat {} +").stdout,
+    }
+    for place, text in places.items():
+        assert password not in text, f"{client}: the proxy password shows in the {place}"
+
+
+def test_the_proxy_password_stays_out_of_verbose_and_diff_output():
+    """Run the module as a user debugging would (-vvv --diff), changing the tunnel so a diff is shown."""
+    password = proxy_password()
+    args = {"name": "authproxy2", "server": "tunnels-bastion", "user": "tunnel",
+            "identity_file": "/etc/netreach/tunnels/authproxy/id_ed25519",
+            "known_hosts": lab_host("client").file("/etc/netreach/tunnels/authproxy/known_hosts").content_string.splitlines(),
+            "proxy": {"type": "http", "host": "tunnels-proxy", "port": 8081, "username": "netreach", "password": password},
+            }
+    try:
+        for port in (12350, 12351):
+            args["local_forwards"] = [f"{port}:tunnels-newshost:119"]
+            completed = subprocess.run(
+                ["ansible", labtest.container("client"), "-i", os.environ["MOLECULE_INVENTORY_FILE"], "-vvv", "--diff",
+                 "-m", "netreach.tunnels.ssh_tunnel", "-a", json.dumps(args)],
+                capture_output=True, text=True, timeout=120, check=False)
+            output = completed.stdout + completed.stderr
+            assert "CHANGED" in output, output[-2000:]
+            assert password not in output, "the proxy password shows in -vvv --diff output"
+        wait_for_banner("client", 12351, "authproxy2")
+    finally:
+        labtest.run_module(labtest.container("client"), "netreach.tunnels.ssh_tunnel", {"name": "authproxy2", "state": "absent"})
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+@pytest.mark.parametrize("tunnel", ["seed", "third", "socks", "reverse", "viaproxy", "authproxy"])
 def test_every_tunnel_runs_as_an_enabled_unit(client, tunnel):
     # After the traffic above, every unit is up; enabled is what brings it back after a reboot.
     service = lab_host(client).service(unit(tunnel))

@@ -147,3 +147,10 @@ def test_nothing_generated_escapes_an_authorized_keys_line(host, port, client):
         line = render_key_line(entry)
         assert "\n" not in line and "\r" not in line
         assert SAFE_LINE.fullmatch(line), line
+
+
+def test_check_mode_on_fresh_clients_skips_tunnels_whose_key_does_not_exist_yet():
+    declared = [{"name": "wide", "server": "bastion", "local_forwards": ["1:h:1"]}]
+    assert client_entries("laptop", declared, {}, {"wide": ""}, "bastion", skip_missing_keys=True) == []
+    with pytest.raises(TunnelError):
+        client_entries("laptop", declared, {}, {"wide": ""}, "bastion")

@@ -1,0 +1,132 @@
+# Copyright: netreach developers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Fleet status of netreach tunnels: a text table and a self-contained HTML report with an SVG topology."""
+
+from __future__ import annotations
+
+import datetime
+import html
+
+COLUMNS = ("host", "tunnel", "state", "uptime", "restarts", "failing forwards")
+
+
+def _uptime(seconds) -> str:
+    if seconds is None:
+        return "-"
+    seconds = int(seconds)
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, seconds = divmod(rest, 60)
+    return f"{days}d{hours:02}h" if days else f"{hours}h{minutes:02}m" if hours else f"{minutes}m{seconds:02}s"
+
+
+def tunnel_status_rows(hostvars, hosts: list, variable: str = "status_tunnels") -> list[dict]:
+    """One row per tunnel, from the registered tunnel_info result VARIABLE of each of HOSTS that has one."""
+    rows = []
+    for host in sorted(set(hosts)):
+        result = hostvars[host].get(variable) if host in hostvars else None
+        if not isinstance(result, dict):
+            continue
+        for tunnel in result.get("tunnels", []):
+            failing = [f"{fwd['kind']} {fwd['listen']}: {fwd.get('probe')}" for fwd in tunnel.get("forwards", [])
+                       if fwd.get("listening") is False or fwd.get("probe_ok") is False]
+            rows.append({
+                "host": host, "tunnel": tunnel["name"], "state": tunnel.get("state", "unknown"),
+                "healthy": bool(tunnel.get("healthy")), "uptime": _uptime(tunnel.get("uptime_seconds")),
+                "restarts": tunnel.get("restarts", 0), "failing": failing, "server": tunnel.get("server", ""),
+                "jump_hosts": tunnel.get("jump_hosts", []), "forwards": tunnel.get("forwards", []),
+                "last_error": tunnel.get("last_error", ""),
+            })
+    return rows
+
+
+def tunnel_status_table(rows: list) -> list[str]:
+    cells = [COLUMNS] + [(row["host"], row["tunnel"], row["state"] + ("" if row["healthy"] else " (DOWN)"),
+                          row["uptime"], str(row["restarts"]), "; ".join(row["failing"]) or "-") for row in rows]
+    widths = [max(len(str(line[i])) for line in cells) for i in range(len(COLUMNS))]
+    lines = ["  ".join(str(value).ljust(widths[i]) for i, value in enumerate(line)).rstrip() for line in cells]
+    down = sum(1 for row in rows if not row["healthy"])
+    return lines + [f"{len(rows)} tunnels, {down} down"]
+
+
+def _svg(rows: list, port_forwards: list) -> str:
+    """Columns: clients -> jump hosts -> servers -> targets; gateway port forwards below."""
+    columns = {"client": [], "jump": [], "server": [], "target": []}
+
+    def place(kind, name):
+        if name not in columns[kind]:
+            columns[kind].append(name)
+
+    edges = []
+    for row in rows:
+        place("client", row["host"])
+        path = [("client", row["host"])] + [("jump", jump) for jump in row["jump_hosts"]] + [("server", row["server"])]
+        for kind, name in path[1:]:
+            place(kind, name)
+        for first, second in zip(path, path[1:]):
+            edges.append((first, second, row["tunnel"], row["healthy"]))
+        for fwd in row["forwards"]:
+            if fwd.get("kind") == "local" and fwd.get("target"):
+                place("target", fwd["target"])
+                edges.append((("server", row["server"]), ("target", fwd["target"]), f"-L {fwd['listen']}", row["healthy"]))
+            elif fwd.get("kind") == "dynamic":
+                place("target", "any (SOCKS)")
+                edges.append((("server", row["server"]), ("target", "any (SOCKS)"), f"-D {fwd['listen']}", row["healthy"]))
+            elif fwd.get("kind") == "remote":
+                place("target", f"{row['host']}: {fwd.get('target')}")
+                edges.append((("server", row["server"]), ("target", f"{row['host']}: {fwd.get('target')}"),
+                              f"-R {fwd['listen']}", row["healthy"]))
+    x = {"client": 110, "jump": 360, "server": 610, "target": 860}
+    position = {(kind, name): (x[kind], 70 + 60 * index) for kind, names in columns.items() for index, name in enumerate(names)}
+    height = 100 + 60 * max([len(names) for names in columns.values()] + [1]) + 40 * len(port_forwards)
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="1000" height="{height}" font-family="sans-serif" font-size="12">']
+    for kind, title in (("client", "clients"), ("jump", "jump hosts"), ("server", "servers"), ("target", "targets")):
+        parts.append(f'<text x="{x[kind]}" y="30" text-anchor="middle" font-weight="bold">{title}</text>')
+    for (first, second, label, healthy) in edges:
+        (x1, y1), (x2, y2) = position[first], position[second]
+        style = 'stroke="#2a7" stroke-width="2"' if healthy else 'stroke="#d22" stroke-width="2" stroke-dasharray="6,4"'
+        parts.append(f'<line x1="{x1 + 90}" y1="{y1}" x2="{x2 - 90}" y2="{y2}" {style}/>')
+        parts.append(f'<text x="{(x1 + x2) / 2}" y="{(y1 + y2) / 2 - 4}" text-anchor="middle">'
+                     f'{html.escape(label)}{"" if healthy else " (down)"}</text>')
+    for (kind, name), (cx, cy) in position.items():
+        parts.append(f'<rect x="{cx - 90}" y="{cy - 16}" width="180" height="32" rx="6" fill="#eef" stroke="#557"/>')
+        parts.append(f'<text x="{cx}" y="{cy + 4}" text-anchor="middle">{html.escape(name[:28])}</text>')
+    base = 100 + 60 * max([len(names) for names in columns.values()] + [1])
+    for index, forward in enumerate(port_forwards):
+        text = f"gateway {forward.get('gateway')}: {forward.get('proto', 'tcp')} {forward.get('port')} -> {forward.get('to')}"
+        parts.append(f'<text x="20" y="{base + 40 * index}">{html.escape(text)}</text>')
+    parts.append("</svg>")
+    return "\n".join(parts)
+
+
+def tunnel_status_html(rows: list, port_forwards: list | None = None, title: str = "netreach tunnels") -> str:
+    """A self-contained page: the table, the topology (SVG, inline), no external resources."""
+    port_forwards = port_forwards or []
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    body = []
+    for row in rows:
+        state = html.escape(row["state"]) + ("" if row["healthy"] else ' <b class="down">DOWN</b>')
+        body.append("<tr" + ("" if row["healthy"] else ' class="down"') + ">" + "".join(
+            f"<td>{cell}</td>" for cell in (html.escape(row["host"]), html.escape(row["tunnel"]), state,
+                                            html.escape(row["uptime"]), str(int(row["restarts"])),
+                                            html.escape("; ".join(row["failing"]) or "-"),
+                                            html.escape(row["last_error"] or ""))) + "</tr>")
+    down = sum(1 for row in rows if not row["healthy"])
+    return "\n".join([
+        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">', f"<title>{html.escape(title)}</title>",
+        "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #999;"
+        "padding:4px 8px}tr.down td{background:#fdd}b.down{color:#c00}</style></head><body>",
+        f"<h1>{html.escape(title)}</h1>", f"<p>{len(rows)} tunnels, {down} down; generated {now}.</p>",
+        _svg(rows, port_forwards),
+        "<table><tr>" + "".join(f"<th>{name}</th>" for name in COLUMNS + ("last error",)) + "</tr>",
+        *body, "</table></body></html>", "",
+    ])
+
+
+class FilterModule:
+    def filters(self):
+        return {
+            "tunnel_status_rows": tunnel_status_rows,
+            "tunnel_status_table": tunnel_status_table,
+            "tunnel_status_html": tunnel_status_html,
+        }

@@ -1,0 +1,144 @@
+#!/usr/bin/python
+# Copyright: netreach developers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: tunnel_info
+short_description: State of the netreach SSH tunnels of a host, with live probes through their forwards
+version_added: 0.1.0
+description:
+  - For every C(netreach-tunnel@NAME.service) on the host, the unit's state, since when it is up, how often systemd
+    restarted it, the last error line of its journal, and for each forward whether its socket is listening and a
+    live probe through it (a TCP connect to a local forward, a SOCKS5 greeting to a dynamic one).
+  - Remote forwards listen on the server; on a tunnel server the module also lists the remote forward binds that
+    M(netreach.tunnels.tunnel_server) authorised there and whether something listens on them.
+  - Changes nothing; safe in check mode.
+author: netreach developers (@netreach)
+options:
+  names:
+    description: Only these tunnels (default all).
+    type: list
+    elements: str
+  probe:
+    description: Probe each local and dynamic forward with a connection.
+    type: bool
+    default: true
+  probe_timeout:
+    description: Seconds a probe may take.
+    type: float
+    default: 3
+  journal_lines:
+    description: How many of the unit's last journal lines are searched for the last error.
+    type: int
+    default: 50
+attributes:
+  check_mode:
+    description: Runs the same in check mode; it never changes anything.
+    support: full
+  diff_mode:
+    description: Nothing to show; the module changes nothing.
+    support: none
+"""
+
+EXAMPLES = r"""
+- name: What are the tunnels of this host doing?
+  netreach.tunnels.tunnel_info:
+  register: tunnels
+
+- name: Fail when a tunnel is down
+  ansible.builtin.assert:
+    that: tunnels.tunnels | rejectattr('healthy') | list | length == 0
+"""
+
+RETURN = r"""
+tunnels:
+  description: One entry per tunnel.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    name: {description: Tunnel name., type: str}
+    unit: {description: Unit name., type: str}
+    server: {description: The server the tunnel logs in to., type: str}
+    jump_hosts: {description: The jump hosts on the way, in order., type: list, elements: str}
+    state: {description: "systemd ActiveState (active, activating, failed, inactive)", type: str}
+    sub_state: {description: systemd SubState., type: str}
+    enabled: {description: Whether the unit is enabled., type: bool}
+    since: {description: Epoch seconds since the current process runs (null when not running)., type: float}
+    uptime_seconds: {description: Seconds the current connection has been up., type: int}
+    restarts: {description: systemd's restart count (NRestarts)., type: int}
+    last_error: {description: The last error-looking line of the unit's journal., type: str}
+    forwards:
+      description: The forwards, each with C(kind), C(listen), C(target), C(listening), C(probe_ok) and C(probe).
+      type: list
+      elements: dict
+    healthy: {description: Active with every client-side forward listening and probed OK., type: bool}
+server_listens:
+  description: Remote forward binds authorised on this host, each with C(entry), C(listen) and C(listening).
+  returned: always
+  type: list
+  elements: dict
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.netreach.tunnels.plugins.module_utils import _tunnel_info as info
+
+
+def unit_properties(module, unit: str) -> dict:
+    rc, out, dummy = module.run_command(["systemctl", "show", unit, "--timestamp=unix",
+                                         "--property=ActiveState,SubState,NRestarts,UnitFileState,ActiveEnterTimestamp"])
+    props = dict(line.split("=", 1) for line in out.splitlines() if "=" in line) if rc == 0 else {}
+    return props
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec=dict(
+            names=dict(type="list", elements="str"),
+            probe=dict(type="bool", default=True),
+            probe_timeout=dict(type="float", default=3),
+            journal_lines=dict(type="int", default=50),
+        ),
+        supports_check_mode=True,
+    )
+    params = module.params
+    sockets = info.listening_sockets()
+    tunnels = []
+    for name in info.tunnel_names():
+        if params["names"] and name not in params["names"]:
+            continue
+        unit = f"netreach-tunnel@{name}.service"
+        props = unit_properties(module, unit)
+        server, jumps, forwards = info.read_forwards(name)
+        state = props.get("ActiveState", "unknown")
+        since = info.parse_unix_timestamp(props.get("ActiveEnterTimestamp", "")) if state == "active" else None
+        rc, journal, dummy = module.run_command(["journalctl", "--no-pager", "-o", "cat", "-n",
+                                                 str(params["journal_lines"]), "-u", unit])
+        healthy = state == "active"
+        for forward in forwards:
+            if forward["kind"] == "remote":
+                forward.update(listening=None, probe_ok=None, probe="listens on the server")
+                continue
+            forward["listening"] = info.is_listening(forward["listen"], sockets)
+            if params["probe"]:
+                forward["probe_ok"], forward["probe"] = info.probe(forward["kind"], forward["listen"], params["probe_timeout"])
+            else:
+                forward["probe_ok"], forward["probe"] = None, "not probed"
+            healthy = healthy and forward["listening"] and forward["probe_ok"] is not False
+        tunnels.append(dict(
+            name=name, unit=unit, server=server, jump_hosts=jumps, state=state, sub_state=props.get("SubState", ""),
+            enabled=props.get("UnitFileState") == "enabled", since=since, uptime_seconds=info.uptime(since),
+            restarts=int(props.get("NRestarts", "0") or 0), last_error=info.last_error(journal if rc == 0 else ""),
+            forwards=forwards, healthy=healthy,
+        ))
+    server_listens = []
+    for entry in info.server_listens():
+        entry["listening"] = info.is_listening(entry["listen"], sockets)
+        server_listens.append(entry)
+    module.exit_json(changed=False, tunnels=tunnels, server_listens=server_listens)
+
+
+if __name__ == "__main__":
+    main()
