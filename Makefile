@@ -16,12 +16,13 @@ export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 export PYTHONPATH := $(COLLECTIONS)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: help setup host venv images collection unit argspecs lint sanity molecule test demo demo-down lab-down clean
+.PHONY: help setup host venv images collection unit argspecs lint sanity molecule test demo demo-down lab-down bench clean
 
 help:
 	@echo "make test       set up everything on this machine, then run every test"
 	@echo "make demo       set up everything, bring up the lab and run the main job against it"
 	@echo "make demo-down  remove the demo lab;  make lab-down  remove every lab container and network"
+	@echo "make bench      run the benchmarks and update docs/benchmarks.md (takes most of an hour)"
 
 setup: host venv images
 
@@ -57,6 +58,10 @@ test: setup collection
 
 demo: setup collection
 	@bash lab/scripts/demo.sh
+
+# The benchmark report (docs/benchmarks.md): every bench/*.py, one after the other; long, not part of `make test`.
+bench: setup collection
+	@for script in bench/*.py; do echo "=== $$script"; python3 "$$script" || exit 1; done
 
 demo-down: venv
 	@molecule destroy -s demo >/dev/null 2>&1 || true

@@ -56,7 +56,8 @@ def _ansible_json(command: list[str], timeout: int) -> dict:
 
 def run_module(host: str, module: str, args: dict, timeout: int = 120) -> dict:
     """Run MODULE on the lab host HOST (container name) ad hoc, as a user would; HOST's result."""
-    document = _ansible_json(["ansible", host, "-m", module, "-a", json.dumps(args)], timeout)
+    # ansible reads "-a '{}'" as a free-form argument: give no -a at all for no arguments.
+    document = _ansible_json(["ansible", host, "-m", module] + (["-a", json.dumps(args)] if args else []), timeout)
     return document["plays"][0]["tasks"][0]["hosts"][host]
 
 

@@ -63,8 +63,8 @@ class TunnelHost:
             self.diff_before.append(f"# {path}\n{current or ''}")
             self.diff_after.append(f"# {path}\n{content}")
         elif content_differs:
-            self.diff_before.append(f"# {path}: (secret, not shown)\n")
-            self.diff_after.append(f"# {path}: (secret, changed)\n")
+            self.diff_before.append(f"# {path}: (not shown)\n")
+            self.diff_after.append(f"# {path}: (changed, not shown)\n")
         if not self.module.check_mode:
             directory = os.path.dirname(path)
             fd, tmp = tempfile.mkstemp(dir=directory, prefix=".netreach-")

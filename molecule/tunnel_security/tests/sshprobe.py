@@ -80,14 +80,9 @@ class Probe:
                 channel.exec_command(command)
             except paramiko.SSHException as exc:
                 return False, f"exec refused ({exc})"
-            out = b""
-            deadline = time.monotonic() + TIMEOUT
-            while time.monotonic() < deadline and not channel.exit_status_ready():
-                time.sleep(0.1)
-            while channel.recv_ready():
-                out += channel.recv(65536)
-            while channel.recv_stderr_ready():
-                out += channel.recv_stderr(65536)
+            channel.settimeout(TIMEOUT)
+            # Read to the end of the channel: output may arrive after the exit status.
+            out = channel.makefile("rb").read() + channel.makefile_stderr("rb").read()
             text = out.decode(errors="replace").strip().replace("\n", " ")
             ran = proof is not None and proof in text
             return ran, f"exit {channel.recv_exit_status()}: {text[:60]!r}"
@@ -99,7 +94,10 @@ class Probe:
                 channel.invoke_shell()
             except paramiko.SSHException as exc:
                 return False, f"shell refused ({exc})"
-            channel.send(f"echo {proof}-ok\n".encode())
+            try:
+                channel.send(f"echo {proof}-ok\n".encode())
+            except OSError:
+                pass  # the server already ended the session: whatever it printed is read below
             out = b""
             deadline = time.monotonic() + 3
             while time.monotonic() < deadline and not channel.exit_status_ready():
