@@ -61,7 +61,7 @@ tunnels:
     name: {description: Tunnel name., type: str}
     unit: {description: Unit name., type: str}
     server: {description: The server the tunnel logs in to., type: str}
-    jump_hosts: {description: The jump hosts on the way, in order., type: list, elements: str}
+    jump_hosts: {description: "The jump hosts on the way, in order.", type: list, elements: str}
     state: {description: "systemd ActiveState (active, activating, failed, inactive)", type: str}
     sub_state: {description: systemd SubState., type: str}
     enabled: {description: Whether the unit is enabled., type: bool}
