@@ -164,6 +164,9 @@ def check_host(value, field_name: str) -> str:
     if not isinstance(value, str) or not value:
         raise TunnelError(field_name, f"expected a host name or address, got {value!r}")
     if ":" in value:
+        if "%" in value:
+            # A scope id (fe80::1%eth0) would put a % token into ssh_config.
+            raise TunnelError(field_name, f"{value!r}: IPv6 scope ids are not supported")
         try:
             return str(ipaddress.IPv6Address(value))
         except ValueError:

@@ -1,0 +1,141 @@
+"""The bad-input catalogue: every case must fail with an error that names the offending field.
+
+Table-driven across the collection's entry points; each row is (module, parameters, field the error must name).
+The parsers run before anything touches a host (decide-then-write), so a failing parse changes nothing; the
+Molecule scenarios check that on real hosts for a sample of these rows.
+"""
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel import TunnelError, parse_tunnel
+from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_server import client_entries
+from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_server_apply import parse_entries
+
+TUNNEL = dict(
+    name="news", server="newshost.example.org", port=22, user="tunnel", run_as="netreach-tunnel",
+    known_hosts=["newshost.example.org ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAA"], jump_hosts=[], proxy=None,
+    local_forwards=["12345:localhost:119"], remote_forwards=[], dynamic_forwards=[], engine="ssh",
+    keepalive_interval=5, keepalive_count_max=3, connect_timeout=10, restart_delay=1, restart_max_delay=30,
+)
+ENTRY = {"account": "tunnel", "client": "laptop", "tunnel": "news", "public_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAA"}
+INJECTIONS = ["a\nb", "a\rb", "a b", 'a"b', "a'b", "a;b", "a%b", "-oProxyCommand=sh", "a,b", "a#b", "a\tb", "$(id)", "a`b`"]
+
+CASES: list[tuple[str, dict, str]] = []
+
+
+def tunnel_case(field: str, **changes) -> None:
+    CASES.append(("ssh_tunnel", {**TUNNEL, **changes}, field))
+
+
+# names and users
+for bad in ["", "News", "a/b", "a b", "a\nb", "-a", "a.b", "a%b", "é", "x" * 64, 7, None]:
+    tunnel_case("name", name=bad)
+for key in ("user", "run_as"):
+    for bad in ["", "Root", "a b", "a\nb", "-a", "a:b", "x" * 33, 0]:
+        tunnel_case(key, **{key: bad})
+# ports and numbers
+for bad in [0, 65536, -1, "abc", "22a", "", True, 1.5, None]:
+    tunnel_case("port", port=bad)
+for key, bad in [("keepalive_interval", 0), ("keepalive_interval", 3601), ("keepalive_count_max", "3"),
+                 ("connect_timeout", 0), ("restart_delay", -1), ("restart_max_delay", 0), ("keepalive_interval", True)]:
+    tunnel_case(key, **{key: bad})
+tunnel_case("restart_max_delay", restart_delay=10, restart_max_delay=5)
+tunnel_case("engine", engine="mosh")
+# hosts: option injection into ssh_config through any host field
+for bad in INJECTIONS + ["", "::1::2", "[::1]", "fe80::1%eth0"]:
+    tunnel_case("server", server=bad)
+for bad in INJECTIONS[:8]:
+    tunnel_case("jump_hosts[0]", jump_hosts=[f"tunnel@{bad}:22"])
+tunnel_case("jump_hosts[0]", jump_hosts=["tunnel@bastion:0"])
+tunnel_case("jump_hosts[0]", jump_hosts=["Bad User@bastion:22"])
+tunnel_case("jump_hosts[0]", jump_hosts=[{"host": "bastion"}])
+# forwards of every malformed shape
+for spec in ["", "12345", "12345:localhost", "0:localhost:119", "65536:localhost:119", "12345:localhost:0",
+             "12345:localhost:abc", "a:b:c:d:e", "12345::119", "::1:12345:localhost:119", "[::1:12345:h:1",
+             "12345:local host:119", "12345:localhost:119\nProxyCommand sh", "12345:-oProxyCommand=sh:119",
+             "12345:h%h:119", "12345:h\"x:119"]:
+    CASES.append(("ssh_tunnel", {**TUNNEL, "local_forwards": [spec]}, "local_forwards[0]"))
+for spec in ["2222", "2222:localhost", "0:localhost:22", "2222:localhost:99999", "2222:a b:22"]:
+    CASES.append(("ssh_tunnel", {**TUNNEL, "local_forwards": [], "remote_forwards": [spec]}, "remote_forwards[0]"))
+for spec in ["0", "65536", "127.0.0.1:0", "a b:3128", "3128:localhost:80", "[::1:3128", "3128\nX"]:
+    CASES.append(("ssh_tunnel", {**TUNNEL, "local_forwards": [], "dynamic_forwards": [spec]}, "dynamic_forwards[0]"))
+CASES.append(("ssh_tunnel", {**TUNNEL, "local_forwards": [{"port": 1, "host": "h"}]}, "local_forwards[0]"))
+CASES.append(("ssh_tunnel", {**TUNNEL, "local_forwards": [{"port": 1, "host": "h", "host_port": 1, "extra": 1}]},
+              "local_forwards[0]"))
+CASES.append(("ssh_tunnel", {**TUNNEL, "local_forwards": []}, "local_forwards"))
+CASES.append(("ssh_tunnel", {**TUNNEL, "local_forwards": ["12345:a:1", "127.0.0.1:12345:b:2"]}, "local_forwards"))
+CASES.append(("ssh_tunnel", {**TUNNEL, "local_forwards": ["3128:a:1"], "dynamic_forwards": ["127.0.0.1:3128"]},
+              "dynamic_forwards"))
+# known_hosts, key path, proxy
+for bad in ["", "host", "host ssh-ed25519", "host ssh-dss AAAA", "host ssh-ed25519 AAAA\nother ssh-ed25519 BBBB",
+            "# comment", 7]:
+    tunnel_case("known_hosts[0]", known_hosts=[bad])
+for bad in ["relative/key", "/etc/../key", "/etc/key with space", "/etc/key\n", "/etc/key;rm"]:
+    tunnel_case("identity_file", identity_file=bad)
+for proxy, field in [({"type": "ftp", "host": "p", "port": 8080}, "proxy.type"),
+                     ({"type": "http", "host": "p q", "port": 8080}, "proxy.host"),
+                     ({"type": "http", "host": "p", "port": 0}, "proxy.port"),
+                     ({"type": "http", "host": "p", "port": 8080, "username": "u"}, "proxy"),
+                     ({"type": "http", "host": "p", "port": 8080, "username": "u:v", "password": "p"}, "proxy.username"),
+                     ({"type": "http", "host": "p", "port": 8080, "username": "u", "password": "a\nb"}, "proxy.password"),
+                     ({"type": "http", "host": "p", "port": 8080, "pasword": "typo"}, "proxy"),
+                     ("http://proxy:8080", "proxy")]:
+    tunnel_case(field, proxy=proxy)
+
+
+# tunnel_server entries
+def entry_case(field: str, **changes) -> None:
+    CASES.append(("tunnel_server", {**ENTRY, **changes}, field))
+
+
+for bad in INJECTIONS[:8] + ["Root", ""]:
+    entry_case("entries[0].account", account=bad)
+for bad in INJECTIONS[:8] + [""]:
+    entry_case("entries[0].client", client=bad)
+    entry_case("entries[0].tunnel", tunnel=bad)
+for bad in ["", "AAAA", "ssh-dss AAAA", "ssh-ed25519 AAAA\nssh-ed25519 BBBB", "ssh-ed25519 AA\"AA", 7]:
+    entry_case("entries[0].public_key", public_key=bad)
+for bad in ['h:1",command="sh', "h", "h:abc", "h :1", "h:1\n", "[::1:1"]:
+    entry_case("entries[0].opens", opens=[bad])
+for bad in ['1",command="sh', "a:b:c", "h: 1", "1\n"]:
+    entry_case("entries[0].listens", listens=[bad])
+entry_case("entries[0].opens", opens="h:1")
+entry_case("entries[0].any_open", any_open="yes")
+
+
+# the fleet view: what the tunnel_server role reads from clients' tunnel_client_tunnels
+def fleet_case(field: str, declaration) -> None:
+    CASES.append(("tunnel_server role", {"tunnels": [declaration]}, field))
+
+
+fleet_case("laptop: tunnel_client_tunnels[0]", "not a dict")
+fleet_case("laptop: tunnel_client_tunnels[0].dynamic_forwards",
+           {"name": "socks", "server": "bastion", "dynamic_forwards": ["3128"]})
+fleet_case("laptop: tunnel_client_tunnels[0].server_allow_dynamic",
+           {"name": "socks", "server": "bastion", "dynamic_forwards": ["3128"], "server_allow_dynamic": "yes"})
+fleet_case("laptop: tunnel_client_tunnels[0].local_forwards[0].port",
+           {"name": "news", "server": "bastion", "local_forwards": ["0:h:1"]})
+fleet_case("laptop: tunnel_client_tunnels[0].name", {"name": "Bad Name", "server": "bastion", "local_forwards": ["1:h:1"]})
+fleet_case("laptop: tunnel_client_tunnels[0].jump_hosts[0]",
+           {"name": "news", "server": "n", "jump_hosts": ["bastion:0"], "local_forwards": ["1:h:1"]})
+
+
+def run_case(module: str, params: dict):
+    if module == "ssh_tunnel":
+        return parse_tunnel(params)
+    if module == "tunnel_server":
+        return parse_entries([params])
+    return client_entries("laptop", params["tunnels"], {}, {"news": ENTRY["public_key"], "socks": ENTRY["public_key"]},
+                          "bastion")
+
+
+@pytest.mark.parametrize(("module", "params", "field"), CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)])
+def test_bad_input_fails_naming_the_field(module, params, field):
+    with pytest.raises(TunnelError) as info:
+        run_case(module, params)
+    named = info.value.field
+    # The error may name the exact part of the field (local_forwards[0].host_port for local_forwards[0]).
+    assert named == field or named.startswith((f"{field}.", f"{field}[")), \
+        f"{module}: error names {named!r}, not {field!r}: {info.value}"
+    assert str(info.value).startswith(f"{named}: ")
