@@ -89,7 +89,7 @@ class FilePlan:
 def read_text(path: str) -> str | None:
     if not os.path.isfile(path):
         return None
-    with open(path, encoding="utf-8") as handle:
+    with open(path, encoding="utf-8", newline="") as handle:
         return handle.read()
 
 
@@ -124,7 +124,7 @@ def stage_file(module, change: Change) -> str:
     make_directories(directory, change.owner, change.group)
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".netreach-")
     os.fchmod(fd, change.mode)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+    with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
         handle.write(change.after)
     uid, gid = _ids(change.owner, change.group)
     os.chown(tmp, uid, gid)

@@ -216,10 +216,13 @@ def registry_escape(name: str) -> str:
 
 
 def putty_port_forwardings(session: Session) -> str:
+    """PuTTY's PortForwardings: [4|6]{L|R|D}[bind:]port[=host:port], comma-separated. PuTTY's "auto" family
+    binds IPv4 and IPv6 and fails where IPv6 is off, so listeners are IPv4 ("4") unless bound to an IPv6 address."""
     parts = []
     for forward in session.forwards:
         letter = {"local": "L", "remote": "R", "dynamic": "D"}[forward.kind]
-        parts.append(f"{letter}{forward.listen}" + (f"={forward.target}" if forward.kind != "dynamic" else ""))
+        family = "6" if forward.bind_address and ":" in forward.bind_address else "4"
+        parts.append(f"{family}{letter}{forward.listen}" + (f"={forward.target}" if forward.kind != "dynamic" else ""))
     return ",".join(parts)
 
 
@@ -321,8 +324,15 @@ def split_ini(text: str) -> list[tuple[str | None, str]]:
     return parts
 
 
+def ini_newline(text: str | None) -> str:
+    """The line end of an existing INI file (WinSCP writes CRLF; a file written on Linux may have LF)."""
+    return "\n" if text and "\n" in text and "\r\n" not in text else "\r\n"
+
+
 def merge_ini_section(text: str | None, section: str, new: str | None) -> str:
     """TEXT with section SECTION replaced by NEW (None: removed); every other section stays byte for byte."""
+    if new is not None:
+        new = new.replace("\r\n", ini_newline(text))
     parts = split_ini(text or "")
     out, placed = [], False
     for name, body in parts:
@@ -334,6 +344,6 @@ def merge_ini_section(text: str | None, section: str, new: str | None) -> str:
         out.append(body)
     if new is not None and not placed:
         if out and out[-1] and not out[-1].endswith("\n"):
-            out[-1] += "\r\n"
+            out[-1] += ini_newline(text)
         out.append(new)
     return "".join(out)

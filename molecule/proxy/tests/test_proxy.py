@@ -147,7 +147,7 @@ def firefox_policy_schema() -> dict:
     omni = CACHE / "browser-omni.ja"
     if not omni.exists() or omni.stat().st_mtime < debs[-1].stat().st_mtime:
         tar = subprocess.run(["dpkg-deb", "--fsys-tarfile", str(debs[-1])], check=True, capture_output=True).stdout
-        subprocess.run(["tar", "-x", "-C", str(CACHE), "--strip-components=4", "./usr/lib/firefox-esr/browser/omni.ja"],
+        subprocess.run(["tar", "-x", "-C", str(CACHE), "--strip-components=5", "./usr/lib/firefox-esr/browser/omni.ja"],
                        input=tar, check=True)
         (CACHE / "omni.ja").rename(omni)
     with zipfile.ZipFile(omni) as archive:
