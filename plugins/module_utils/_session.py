@@ -23,7 +23,8 @@ from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel import (
 FORMATS = ("openssh", "putty", "winscp")
 PROXY_TYPES = ("http", "socks5", "socks4")
 # Saved-session names: printable ASCII; each format escapes what it cannot hold.
-NAME_RE = re.compile(r"^[\x21-\x7e](?:[\x20-\x7e]{0,126}[\x21-\x7e])?$")
+# "[", "]" and "=" would end an INI section name or a .reg key line, so they are refused for every format.
+NAME_RE = re.compile(r"^[\x21-\x3c\x3e-\x5a\x5c\x5e-\x7e](?:[\x20-\x3c\x3e-\x5a\x5c\x5e-\x7e]{0,126}[\x21-\x3c\x3e-\x5a\x5c\x5e-\x7e])?$")
 # An OpenSSH Host alias stands unquoted in ssh_config and on the command line: no blanks or pattern characters.
 OPENSSH_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 USER_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.@-]{0,63}$")
@@ -127,6 +128,8 @@ def parse_session(params: dict, fmt: str) -> Session:
     identity = params.get("identity_file")
     if identity is not None:
         _text("identity_file", identity, PPK_PATH_RE, "a file path")
+    if identity is not None and fmt == "openssh" and re.search(r"[\s\\\"']", identity):
+        raise SessionError("identity_file", "an OpenSSH IdentityFile path must not hold blanks, quotes or backslashes")
     session = Session(name, host, port, user, proxy, tunnel, tuple(forwards), identity)
     if fmt == "openssh" and proxy and proxy.password:
         raise SessionError("proxy.password", "OpenSSH's ProxyCommand (nc) cannot send a proxy password; use a proxy "
@@ -198,8 +201,8 @@ def merge_include(text: str | None, pattern: str | None) -> str:
 
 def putty_file_name(name: str) -> str:
     """PuTTY's Unix session file name: every byte but letters, digits and + - . @ _ becomes %XX."""
-    return "".join(char if char.isascii() and (char.isalnum() or char in "+-.@_") else f"%{ord(char):02X}"
-                   for char in name)
+    return "".join(chr(byte) if chr(byte).isascii() and (chr(byte).isalnum() or chr(byte) in "+-.@_")
+                   else f"%{byte:02X}" for byte in name.encode("utf-8"))
 
 
 def registry_escape(name: str) -> str:
