@@ -80,6 +80,8 @@ class FilePlan:
                         os.unlink(change.path)
                 else:
                     module.atomic_move(tmp, change.path, unsafe_writes=False, keep_dest_attrs=False)
+                    # atomic_move gives a new file the umask's mode: set ours again.
+                    os.chmod(change.path, change.mode)
         finally:
             for _change, tmp in staged:
                 if tmp and os.path.exists(tmp):
