@@ -67,11 +67,11 @@ def quote(text: str) -> str:
     return "'" + text.replace("'", "'\\''") + "'"
 
 
-def run_module(module: str, **args) -> dict:
+def run_module(module: str, *flags: str, **args) -> dict:
     """Run a module of ours on the client from the controller, as a user would ad hoc; the host's result."""
     env = dict(os.environ, ANSIBLE_LOAD_CALLBACK_PLUGINS="1", ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json")
     completed = subprocess.run(
-        ["ansible", labtest.container("client"), "-i", os.environ["MOLECULE_INVENTORY_FILE"],
+        ["ansible", labtest.container("client"), "-i", os.environ["MOLECULE_INVENTORY_FILE"], *flags,
          "-m", f"netreach.tunnels.{module}", "-a", json.dumps(args)],
         capture_output=True, text=True, timeout=180, check=False, env=env,
     )
@@ -278,6 +278,19 @@ def test_bad_input_fails_naming_the_field_and_changes_nothing(module, args, fiel
     result = run_module(module, **args)
     assert result.get("failed"), result
     assert field in result["msg"], result["msg"]
+    assert client().check_output(SNAPSHOT) == before
+
+
+def test_check_mode_with_a_password_shows_a_masked_diff_and_changes_nothing():
+    password = "s3cr@t:pass/word"
+    before = client().check_output(SNAPSHOT)
+    result = run_module("client_proxy", "--check", "--diff", http_proxy="http://proxy-proxy:8080",
+                        username="corp\\alice", password=password, targets=["environment", "apt", "pip"])
+    assert result["changed"] is True, result
+    shown = json.dumps(result)
+    assert password not in shown and "s3cr%40t%3Apass%2Fword" not in shown, shown
+    diffs = result["diff"] if isinstance(result["diff"], list) else [result["diff"]]
+    assert any("********" in diff["after"] for diff in diffs), diffs
     assert client().check_output(SNAPSHOT) == before
 
 
