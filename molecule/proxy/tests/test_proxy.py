@@ -101,6 +101,7 @@ def test_a_systemd_service_sees_the_proxy():
 
 def test_apt_update_and_download_from_the_inside_repo():
     through_proxy("apt-get update", "GET http://proxy-repo/apt/")
+    client().run("rm -f /tmp/netreach-hello_1.0_all.deb")
     through_proxy("cd /tmp && apt-get download netreach-hello", "netreach-hello_1.0_all.deb")
     assert client().file("/tmp/netreach-hello_1.0_all.deb").exists
 
@@ -256,6 +257,52 @@ def test_winscp_ini_keeps_other_sections_and_carries_the_documented_keys():
     assert keys == {"HostName": "proxy-repo", "PortNumber": "22", "UserName": "lab", "FSProtocol": "2",
                     "ProxyMethod": "3", "ProxyHost": "proxy-proxy", "ProxyPort": "8080", "Tunnel": "1",
                     "TunnelHostName": "proxy-proxy", "TunnelPortNumber": "22", "TunnelUserName": "lab"}
+
+
+# --- credentials ------------------------------------------------------------------------------------------
+
+AUTH_LOG = "/var/log/tinyproxy/auth.log"
+# The account of the lab's authenticating tinyproxy (port 8081); tinyproxy allows no URL delimiters in a password,
+# so their percent-encoding is proven by the unit tests (round trip through urlsplit).
+AUTH = {"username": "corp.alice", "password": "Pa55-w0rd_x.y"}
+CONVERGED = {"http_proxy": "http://proxy-proxy:8080", "https_proxy": "http://proxy-proxy:8080",
+             "socks_proxy": "socks5h://127.0.0.1:3128", "no_proxy": ["localhost", "127.0.0.1", "::1", ".corp.example", "10.0.0.0/8"],
+             "browser_locked": True}
+
+
+def test_credentials_reach_an_authenticating_proxy_intact_and_their_files_are_0600():
+    host = client()
+    denied = host.run("curl -sS -o /dev/null -w '%{http_code}' -x http://corp.alice:wrong@proxy-proxy:8081 http://proxy-repo/")
+    # tinyproxy 1.11 answers a wrong password with 401 (not 407).
+    assert denied.stdout in ("401", "407"), f"the authenticating proxy did not refuse a wrong password: {denied.stdout}"
+    targets = ["environment", "systemd", "apt", "git", "pip", "wget"]
+    result = run_module("client_proxy", http_proxy="http://proxy-proxy:8081", https_proxy="http://proxy-proxy:8081",
+                        targets=targets, **AUTH)
+    try:
+        assert result.get("changed") is True, result
+        assert AUTH["password"] not in json.dumps(result)
+        for path in ("/etc/environment", "/etc/profile.d/netreach-proxy.sh", "/etc/systemd/system.conf.d/netreach-proxy.conf",
+                     "/etc/apt/apt.conf.d/80netreach-proxy", "/etc/gitconfig", "/etc/pip.conf", "/etc/wgetrc"):
+            assert host.file(path).mode == 0o600, f"{path} holds the password but is {oct(host.file(path).mode)}"
+        commands = {
+            "login shell curl": "env -i HOME=/root bash -lc 'curl -sSf --max-time 10 http://proxy-repo/'",
+            "systemd service": "systemd-run --wait --pipe --quiet curl -sSf --max-time 10 http://proxy-repo/",
+            "apt-get update": "apt-get update",
+            "git clone": "rm -rf /tmp/xa && git clone -q http://proxy-repo/x.git /tmp/xa",
+            "pip download": f"rm -rf /tmp/pa && {PIP} download --no-deps --disable-pip-version-check "
+                            "--trusted-host proxy-repo --index-url http://proxy-repo/simple/ -d /tmp/pa netreach-hello",
+            "wget": "wget -q -O /dev/null http://proxy-repo/index.html",
+        }
+        proxy = lab_host("proxy")
+        for name, command in commands.items():
+            start = int(proxy.check_output(f"wc -l < {AUTH_LOG}"))
+            run = host.run(command)
+            log = proxy.check_output(f"tail -n +{start + 1} {AUTH_LOG}")
+            assert run.rc == 0, f"{name} failed through the authenticating proxy: {run.stdout}{run.stderr}\n{log}"
+            assert "GET http://proxy-repo/" in log, f"{name}: the authenticating proxy did not log it:\n{log}"
+    finally:
+        restored = run_module("client_proxy", **CONVERGED)
+        assert not restored.get("failed"), restored
 
 
 # --- bad input and state=absent (last: it takes everything away) -------------------------------------------
