@@ -264,10 +264,11 @@ PATHS = {
     "wget": "/etc/wgetrc",
     "sudo": "/etc/sudoers.d/netreach-proxy",
 }
-# Where Debian's packages read enterprise policies: the system-wide file (/etc/<app name>/policies/, read
-# first when it exists) and the installation's distribution directory (read only when the former is missing).
+# Where Debian's packages read enterprise policies: the system-wide file, SysConfD/policies/policies.json with
+# SysConfD = /etc/ + the application's name in lower case ("Firefox" for firefox-esr too, so /etc/firefox),
+# read first when it exists; else the installation's distribution directory.
 POLICY_PATHS = {
-    "firefox": ("/etc/firefox-esr/policies/policies.json", "/usr/lib/firefox-esr/distribution/policies.json"),
+    "firefox": ("/etc/firefox/policies/policies.json", "/usr/lib/firefox-esr/distribution/policies.json"),
     "thunderbird": ("/etc/thunderbird/policies/policies.json", "/usr/lib/thunderbird/distribution/policies.json"),
 }
 

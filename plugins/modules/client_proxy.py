@@ -76,9 +76,10 @@ attributes:
 notes:
   - The docker daemon is restarted only when its drop-in changed and docker is installed; the systemd manager is
     re-executed when its drop-in changed, so services started afterwards see the proxy.
-  - Firefox ESR reads C(/etc/firefox-esr/policies/policies.json) when it exists, else
-    C(/usr/lib/firefox-esr/distribution/policies.json); Thunderbird the same under C(thunderbird). The module merges
-    its C(Proxy) policy into the file that is read, keeping every other policy.
+  - Debian's Firefox ESR reads C(/etc/firefox/policies/policies.json) (C(/etc/) plus its application name, which is
+    C(Firefox) for firefox-esr too) when it exists, else C(/usr/lib/firefox-esr/distribution/policies.json);
+    Thunderbird C(/etc/thunderbird/policies/policies.json), else C(/usr/lib/thunderbird/distribution/policies.json).
+    The module merges its C(Proxy) policy into the file that is read, keeping every other policy.
 """
 
 EXAMPLES = r"""

@@ -138,21 +138,36 @@ def test_the_socks_forward_is_in_the_environment_and_no_proxy_is_normalised():
 # --- Firefox ESR and Thunderbird policies ------------------------------------------------------------------
 
 @functools.cache
-def firefox_policy_schema() -> dict:
-    """policies-schema.json from the omni.ja of Debian's firefox-esr package (downloaded once, not kept in the repo)."""
+def firefox_esr_file(member: str, path: str) -> bytes:
+    """PATH inside the omni.ja MEMBER (./usr/lib/firefox-esr/...) of Debian's firefox-esr package, downloaded once
+    into the controller's cache; nothing of it is kept in the repository."""
     CACHE.mkdir(parents=True, exist_ok=True)
     debs = sorted(CACHE.glob("firefox-esr_*.deb"))
     if not debs:
         subprocess.run(["apt-get", "download", "firefox-esr"], cwd=CACHE, check=True, capture_output=True, timeout=300)
         debs = sorted(CACHE.glob("firefox-esr_*.deb"))
-    omni = CACHE / "browser-omni.ja"
+    omni = CACHE / (member.strip("./").replace("/", "_"))
     if not omni.exists() or omni.stat().st_mtime < debs[-1].stat().st_mtime:
         tar = subprocess.run(["dpkg-deb", "--fsys-tarfile", str(debs[-1])], check=True, capture_output=True).stdout
-        subprocess.run(["tar", "-x", "-C", str(CACHE), "--strip-components=5", "./usr/lib/firefox-esr/browser/omni.ja"],
-                       input=tar, check=True)
-        (CACHE / "omni.ja").rename(omni)
+        omni.write_bytes(subprocess.run(["tar", "-x", "-O", member], input=tar, check=True, capture_output=True).stdout)
     with zipfile.ZipFile(omni) as archive:
-        return json.loads(archive.read("modules/policies/policies-schema.json"))
+        return archive.read(path)
+
+
+def firefox_policy_schema() -> dict:
+    return json.loads(firefox_esr_file("./usr/lib/firefox-esr/browser/omni.ja", "modules/policies/policies-schema.json"))
+
+
+def test_firefox_esr_reads_the_system_policies_file_we_write():
+    """Firefox reads SysConfD/policies/policies.json (SysConfD = /etc/ + its application name in lower case) when the
+    build has MOZ_SYSTEM_POLICIES; the package's own AppConstants say which name and whether it does."""
+    constants = firefox_esr_file("./usr/lib/firefox-esr/omni.ja", "modules/AppConstants.sys.mjs").decode()
+    parent = firefox_esr_file("./usr/lib/firefox-esr/omni.ja", "modules/EnterprisePoliciesParent.sys.mjs").decode()
+    assert re.search(r"MOZ_SYSTEM_POLICIES:\s*true", constants)
+    assert 'Services.dirsvc.get("SysConfD"' in parent and 'systemConfigFile.append("policies")' in parent
+    name = re.search(r'MOZ_APP_BASENAME:\s*"([^"]+)"', constants).group(1)
+    assert f"/etc/{name.lower()}/policies/policies.json" == "/etc/firefox/policies/policies.json"
+    assert client().file("/etc/firefox/policies/policies.json").exists
 
 
 def validate_policies(document: dict) -> None:
@@ -175,7 +190,7 @@ def validate_policies(document: dict) -> None:
     assert not errors, "\n".join(error.message for error in errors)
 
 
-@pytest.mark.parametrize("path", ["/etc/firefox-esr/policies/policies.json", "/etc/thunderbird/policies/policies.json"])
+@pytest.mark.parametrize("path", ["/etc/firefox/policies/policies.json", "/etc/thunderbird/policies/policies.json"])
 def test_policies_validate_against_the_schema_shipped_with_firefox_esr(path):
     document = json.loads(client().file(path).content_string)
     validate_policies(document)
@@ -194,7 +209,7 @@ def test_the_schema_check_rejects_a_bad_proxy_policy():
 
 
 def test_other_policies_are_kept():
-    document = json.loads(client().file("/etc/firefox-esr/policies/policies.json").content_string)
+    document = json.loads(client().file("/etc/firefox/policies/policies.json").content_string)
     assert document["policies"]["DisableTelemetry"] is True
 
 
