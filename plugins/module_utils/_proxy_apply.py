@@ -13,7 +13,6 @@ from ansible_collections.netreach.tunnels.plugins.module_utils._files import Fil
 from ansible_collections.netreach.tunnels.plugins.module_utils._proxy import (
     PATHS,
     POLICY_PATHS,
-    TARGETS,
     ProxyError,
     ProxySettings,
     merge_block,
@@ -33,8 +32,6 @@ from ansible_collections.netreach.tunnels.plugins.module_utils._proxy import (
     render_wget_lines,
 )
 
-# Files we share with the administrator: our lines live in a managed block (in this INI section).
-BLOCK_TARGETS = {"environment": None, "dnf": "main", "git": None, "pip": "global", "npm": None, "wget": None}
 # Files that stay when our block was all they held: the system expects them to exist.
 KEEP_WHEN_EMPTY = {PATHS["environment"]}
 
@@ -52,7 +49,7 @@ class ProxyHost:
         return 0o600 if secret else 0o644
 
     def _block_file(self, path: str, lines: list[str] | None, section: str | None,
-                    settings: ProxySettings | None) -> None:
+                    settings: ProxySettings | None, validate: list[str] | None = None) -> None:
         current = read_text(path)
         if lines is None:
             if current is None:
@@ -64,7 +61,7 @@ class ProxyHost:
                 content = None
         else:
             content = merge_block(current, lines, section)
-        self.plan.put(path, content, self._mode(content, settings))
+        self.plan.put(path, content, self._mode(content, settings), validate=validate if content is not None else None)
 
     def _own_file(self, path: str, content: str | None, settings: ProxySettings | None, mode: int | None = None,
                   validate: list[str] | None = None) -> bool:
@@ -104,7 +101,8 @@ class ProxyHost:
             elif target == "systemd":
                 self._own_file(PATHS["systemd"], render_systemd(settings) if present else None, settings)
             elif target == "apt":
-                self._own_file(PATHS["apt"], render_apt(settings, warn) if present else None, settings)
+                self._own_file(PATHS["apt"], render_apt(settings, warn) if present else None, settings,
+                               validate=_validator("apt-config", "-c", "%s", "dump"))
             elif target == "dnf":
                 if present and not os.path.isdir(os.path.dirname(PATHS["dnf"])):
                     warn.append("dnf: /etc/dnf does not exist on this host (dnf is not installed); skipped")
@@ -113,7 +111,8 @@ class ProxyHost:
             elif target == "docker":
                 self._own_file(PATHS["docker"], render_docker(settings) if present else None, settings)
             elif target == "git":
-                self._block_file(PATHS["git"], render_git_lines(settings, warn) if present else None, None, settings)
+                self._block_file(PATHS["git"], render_git_lines(settings, warn) if present else None, None, settings,
+                                 validate=_validator("git", "config", "--file", "%s", "--list"))
             elif target == "pip":
                 self._block_file(PATHS["pip"], render_pip_lines(settings, warn) if present else None, "global", settings)
             elif target == "npm":
@@ -153,11 +152,14 @@ class ProxyHost:
             self.module.fail_json(msg=f"{' '.join(args)} failed: {err.strip() or out.strip()}", rc=rc)
 
 
+def _validator(tool: str, *args: str) -> list[str] | None:
+    """The command that checks a new file with the consumer's own parser, where the consumer is installed."""
+    return [tool, *args] if shutil.which(tool) else None
+
+
 def _decoded(content: str, settings: ProxySettings) -> str:
     """CONTENT with every spelling of the password turned into the password, to tell whether it holds it."""
     for secret in settings.secrets:
         content = content.replace(secret, settings.password)
     return content
 
-
-ALL_TARGETS = TARGETS
