@@ -162,4 +162,3 @@ def _decoded(content: str, settings: ProxySettings) -> str:
     for secret in settings.secrets:
         content = content.replace(secret, settings.password)
     return content
-
