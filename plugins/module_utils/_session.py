@@ -92,12 +92,17 @@ def _tunnel_call(function, *args):
         raise SessionError(exc.field, str(exc).split(": ", 1)[-1]) from None
 
 
+def parse_name(name, fmt: str) -> str:
+    """The session name, checked for FORMAT (it becomes a Host alias, a file name or a section name)."""
+    if fmt == "openssh":
+        return _text("name", name, OPENSSH_NAME_RE, "a session name (OpenSSH: letters, digits, '.', '_', '-')")
+    return _text("name", name, NAME_RE, "a session name of printable ASCII characters other than [ ] =")
+
+
 def parse_session(params: dict, fmt: str) -> Session:
     if fmt not in FORMATS:
         raise SessionError("format", f"{fmt!r} is not one of {', '.join(FORMATS)}")
-    name = _text("name", params.get("name"), OPENSSH_NAME_RE if fmt == "openssh" else NAME_RE,
-                 "a session name (OpenSSH: letters, digits, '.', '_', '-')" if fmt == "openssh"
-                 else "a session name of printable ASCII characters")
+    name = parse_name(params.get("name"), fmt)
     host = _tunnel_call(check_host, params.get("host"), "host")
     port = _tunnel_call(check_port, params.get("port", 22), "port")
     user = _text("user", params["user"], USER_RE, "a user name") if params.get("user") else None

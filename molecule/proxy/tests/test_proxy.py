@@ -333,6 +333,7 @@ SNAPSHOT = "find /etc /root -xdev -newer /root/not-ours.sha256 -type f 2>/dev/nu
         ("client_proxy", {"http_proxy": "http://proxy-proxy:8080\nexport X=1"}, "http_proxy"),
         ("client_session", {"name": "bad\nname", "host": "proxy-repo", "format": "putty"}, "name"),
         ("client_session", {"name": "x", "host": "proxy-repo -oProxyCommand=sh", "format": "openssh"}, "host"),
+        ("client_session", {"name": "../../../etc/passwd", "state": "absent", "format": "openssh"}, "name"),
     ],
 )
 def test_bad_input_fails_naming_the_field_and_changes_nothing(module, args, field):
