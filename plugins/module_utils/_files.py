@@ -78,10 +78,12 @@ class FilePlan:
                 if tmp is None:
                     if os.path.lexists(change.path):
                         os.unlink(change.path)
+                elif change.before is None and not os.path.lexists(change.path):
+                    # atomic_move would give a new file the umask's mode and root's ownership for a moment (a
+                    # secret readable by all): a rename in the same directory is as atomic and keeps ours.
+                    os.rename(tmp, change.path)
                 else:
                     module.atomic_move(tmp, change.path, unsafe_writes=False, keep_dest_attrs=False)
-                    # atomic_move gives a new file the umask's mode: set ours again.
-                    os.chmod(change.path, change.mode)
         finally:
             for _change, tmp in staged:
                 if tmp and os.path.exists(tmp):

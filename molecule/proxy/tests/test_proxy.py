@@ -137,42 +137,55 @@ def test_the_socks_forward_is_in_the_environment_and_no_proxy_is_normalised():
 
 # --- Firefox ESR and Thunderbird policies ------------------------------------------------------------------
 
+# Debian package -> (its omni.ja holding the policy engine, its omni.ja holding the policy schema, the file it reads).
+APPS = {
+    "firefox-esr": ("./usr/lib/firefox-esr/omni.ja", "./usr/lib/firefox-esr/browser/omni.ja",
+                    "/etc/firefox/policies/policies.json"),
+    # /usr/lib/thunderbird/omni.ja is a symbolic link to this file.
+    "thunderbird": ("./usr/share/thunderbird/omni.ja", "./usr/share/thunderbird/omni.ja",
+                    "/etc/thunderbird/policies/policies.json"),
+}
+
+
 @functools.cache
-def firefox_esr_file(member: str, path: str) -> bytes:
-    """PATH inside the omni.ja MEMBER (./usr/lib/firefox-esr/...) of Debian's firefox-esr package, downloaded once
-    into the controller's cache; nothing of it is kept in the repository."""
+def package_file(package: str, member: str, path: str) -> bytes:
+    """PATH inside the omni.ja MEMBER of Debian's PACKAGE, downloaded once into the controller's cache with apt;
+    nothing of it is kept in the repository."""
     CACHE.mkdir(parents=True, exist_ok=True)
-    debs = sorted(CACHE.glob("firefox-esr_*.deb"))
+    debs = sorted(CACHE.glob(f"{package}_*.deb"))
     if not debs:
-        subprocess.run(["apt-get", "download", "firefox-esr"], cwd=CACHE, check=True, capture_output=True, timeout=300)
-        debs = sorted(CACHE.glob("firefox-esr_*.deb"))
-    omni = CACHE / (member.strip("./").replace("/", "_"))
-    if not omni.exists() or omni.stat().st_mtime < debs[-1].stat().st_mtime:
+        subprocess.run(["apt-get", "download", package], cwd=CACHE, check=True, capture_output=True, timeout=300)
+        debs = sorted(CACHE.glob(f"{package}_*.deb"))
+    omni = CACHE / (package + "_" + member.strip("./").replace("/", "_"))
+    if not omni.exists() or omni.stat().st_size == 0 or omni.stat().st_mtime < debs[-1].stat().st_mtime:
         tar = subprocess.run(["dpkg-deb", "--fsys-tarfile", str(debs[-1])], check=True, capture_output=True).stdout
-        omni.write_bytes(subprocess.run(["tar", "-x", "-O", member], input=tar, check=True, capture_output=True).stdout)
+        content = subprocess.run(["tar", "-x", "-O", member], input=tar, check=True, capture_output=True).stdout
+        assert content, f"{member} of {debs[-1].name} is empty (a symbolic link?)"
+        omni.write_bytes(content)
     with zipfile.ZipFile(omni) as archive:
         return archive.read(path)
 
 
-def firefox_policy_schema() -> dict:
-    return json.loads(firefox_esr_file("./usr/lib/firefox-esr/browser/omni.ja", "modules/policies/policies-schema.json"))
+def policy_schema(package: str) -> dict:
+    return json.loads(package_file(package, APPS[package][1], "modules/policies/policies-schema.json"))
 
 
-def test_firefox_esr_reads_the_system_policies_file_we_write():
-    """Firefox reads SysConfD/policies/policies.json (SysConfD = /etc/ + its application name in lower case) when the
-    build has MOZ_SYSTEM_POLICIES; the package's own AppConstants say which name and whether it does."""
-    constants = firefox_esr_file("./usr/lib/firefox-esr/omni.ja", "modules/AppConstants.sys.mjs").decode()
-    parent = firefox_esr_file("./usr/lib/firefox-esr/omni.ja", "modules/EnterprisePoliciesParent.sys.mjs").decode()
+@pytest.mark.parametrize("package", sorted(APPS))
+def test_each_application_reads_the_system_policies_file_we_write(package):
+    """Firefox and Thunderbird read SysConfD/policies/policies.json (SysConfD = /etc/ + the application name in lower
+    case) when built with MOZ_SYSTEM_POLICIES; the package's own AppConstants give the name and say whether."""
+    engine = APPS[package][0]
+    constants = package_file(package, engine, "modules/AppConstants.sys.mjs").decode()
+    parent = package_file(package, engine, "modules/EnterprisePoliciesParent.sys.mjs").decode()
     assert re.search(r"MOZ_SYSTEM_POLICIES:\s*true", constants)
     assert 'Services.dirsvc.get("SysConfD"' in parent and 'systemConfigFile.append("policies")' in parent
     name = re.search(r'MOZ_APP_BASENAME:\s*"([^"]+)"', constants).group(1)
-    assert f"/etc/{name.lower()}/policies/policies.json" == "/etc/firefox/policies/policies.json"
-    assert client().file("/etc/firefox/policies/policies.json").exists
+    assert f"/etc/{name.lower()}/policies/policies.json" == APPS[package][2]
+    assert client().file(APPS[package][2]).exists
 
 
-def validate_policies(document: dict) -> None:
+def validate_policies(document: dict, package: str = "firefox-esr") -> None:
     """Validate like Firefox does: each policy against its schema, properties the schema does not name rejected."""
-    schema = firefox_policy_schema()
 
     def closed(node):
         if isinstance(node, dict):
@@ -184,16 +197,20 @@ def validate_policies(document: dict) -> None:
             node = [closed(item) for item in node]
         return node
 
-    strict = closed(schema)
+    strict = closed(policy_schema(package))
     validator = jsonschema.validators.validator_for(strict)(strict)
     errors = sorted(validator.iter_errors(document["policies"]), key=str)
     assert not errors, "\n".join(error.message for error in errors)
 
 
-@pytest.mark.parametrize("path", ["/etc/firefox/policies/policies.json", "/etc/thunderbird/policies/policies.json"])
-def test_policies_validate_against_the_schema_shipped_with_firefox_esr(path):
+@pytest.mark.parametrize(("path", "schema_of"), [
+    ("/etc/firefox/policies/policies.json", "firefox-esr"),
+    ("/etc/thunderbird/policies/policies.json", "firefox-esr"),
+    ("/etc/thunderbird/policies/policies.json", "thunderbird"),
+])
+def test_policies_validate_against_the_shipped_schema(path, schema_of):
     document = json.loads(client().file(path).content_string)
-    validate_policies(document)
+    validate_policies(document, schema_of)
     proxy = document["policies"]["Proxy"]
     assert proxy["Mode"] == "manual" and proxy["Locked"] is True
     assert proxy["HTTPProxy"] == "proxy-proxy:8080" and proxy["SOCKSProxy"] == "127.0.0.1:3128"
