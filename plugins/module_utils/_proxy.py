@@ -1,0 +1,422 @@
+# Copyright: netreach developers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+#
+# Private module_utils of netreach.tunnels: the client proxy model. Not a public API; it may change at any time.
+#
+# parse_proxy_settings() turns module parameters into ProxySettings (or raises ProxyError naming the bad field);
+# the render_*() and merge/remove functions are pure: text in, text out. Nothing here touches the host.
+"""One proxy declaration rendered for every layer that reads its own proxy configuration."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from dataclasses import dataclass, field
+from urllib.parse import quote
+
+TARGETS = ("environment", "systemd", "apt", "dnf", "docker", "git", "pip", "npm", "wget", "sudo", "firefox",
+           "thunderbird")
+BROWSER_MODES = ("manual", "system", "autoConfig", "none")
+HTTP_SCHEMES = ("http", "https")
+SOCKS_SCHEMES = ("socks4", "socks4a", "socks5", "socks5h")
+DEFAULT_PORTS = {"http": 80, "https": 443, "socks4": 1080, "socks4a": 1080, "socks5": 1080, "socks5h": 1080}
+
+BEGIN = "# BEGIN netreach.tunnels client_proxy (managed block, do not edit)"
+END = "# END netreach.tunnels client_proxy"
+
+# Host names: letters, digits, hyphens and underscores in dot-separated labels. Nothing that could end a
+# line, a quoted string, a list or a section in any of the formats below.
+LABEL = r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
+HOSTNAME_RE = re.compile(rf"^{LABEL}(?:\.{LABEL})*\.?$")
+URL_RE = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?P<userinfo>[^@/]*@)?"
+                    r"(?P<host>\[[0-9A-Fa-f:.]+\]|[^:/\[\]]+)(?::(?P<port>[0-9]{1,5}))?/?$")
+
+
+class ProxyError(ValueError):
+    """A bad proxy declaration; `field` names the offending parameter."""
+
+    def __init__(self, field_name: str, message: str) -> None:
+        super().__init__(f"{field_name}: {message}")
+        self.field = field_name
+
+
+@dataclass(frozen=True)
+class ProxyURL:
+    scheme: str
+    host: str  # IPv6 without brackets
+    port: int
+
+    @property
+    def hostport(self) -> str:
+        return f"{bracket(self.host)}:{self.port}"
+
+    def url(self, username: str | None = None, password: str | None = None) -> str:
+        """The URL with credentials percent-encoded (every reserved character, so ':' and '@' stay data)."""
+        auth = ""
+        if username:
+            auth = quote(username, safe="")
+            if password:
+                auth += ":" + quote(password, safe="")
+            auth += "@"
+        return f"{self.scheme}://{auth}{self.hostport}"
+
+
+@dataclass(frozen=True)
+class NoProxyEntry:
+    kind: str  # "host" | "ip" | "domain" | "cidr"
+    value: str  # domains keep their leading dot
+
+    @property
+    def bare(self) -> str:
+        return self.value.lstrip(".")
+
+
+@dataclass(frozen=True)
+class ProxySettings:
+    http: ProxyURL | None
+    https: ProxyURL | None
+    socks: ProxyURL | None
+    no_proxy: tuple[NoProxyEntry, ...]
+    username: str | None
+    password: str | None = field(repr=False)
+    targets: tuple[str, ...]
+    browser_mode: str = "manual"
+    browser_autoconfig_url: str | None = None
+    browser_locked: bool = False
+
+    def url(self, proxy: ProxyURL | None) -> str | None:
+        return proxy.url(self.username, self.password) if proxy else None
+
+    @property
+    def secrets(self) -> list[str]:
+        """Every spelling of the password that can appear in a rendered file, for masking diffs."""
+        if not self.password:
+            return []
+        return [self.password, quote(self.password, safe=""), systemd_escape(quote(self.password, safe=""))]
+
+    @property
+    def env(self) -> list[tuple[str, str]]:
+        """Variables for the environment, lower case first (curl and most tools prefer it), then upper case."""
+        pairs = []
+        for name, proxy in (("http_proxy", self.http), ("https_proxy", self.https), ("all_proxy", self.socks)):
+            if proxy:
+                pairs.append((name, self.url(proxy)))
+        if self.no_proxy and pairs:
+            pairs.append(("no_proxy", ",".join(entry.value for entry in self.no_proxy)))
+        return pairs + [(name.upper(), value) for name, value in pairs]
+
+
+def bracket(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def check_text(field_name: str, value: str) -> str:
+    """Free text (user names, passwords) may hold anything printable; control characters never reach a file."""
+    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in value):
+        raise ProxyError(field_name, "must not contain control characters (line breaks, tabs, NUL)")
+    return value
+
+
+def parse_host(field_name: str, host: str) -> str:
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        pass
+    if not HOSTNAME_RE.match(host) or len(host) > 253:
+        raise ProxyError(field_name, f"{host!r} is not a host name or IP address")
+    return host
+
+
+def parse_url(field_name: str, value: str, schemes: tuple[str, ...]) -> ProxyURL:
+    check_text(field_name, value)
+    match = URL_RE.match(value)
+    if not match:
+        raise ProxyError(field_name, f"{value!r} is not a proxy URL like {schemes[0]}://host:port")
+    scheme = match.group("scheme").lower()
+    if scheme not in schemes:
+        raise ProxyError(field_name, f"scheme {scheme!r} is not one of {', '.join(schemes)}")
+    if match.group("userinfo"):
+        raise ProxyError(field_name, "put credentials in username and password, not in the URL")
+    port = int(match.group("port")) if match.group("port") else DEFAULT_PORTS[scheme]
+    if not 1 <= port <= 65535:
+        raise ProxyError(field_name, f"port {port} is out of range 1-65535")
+    return ProxyURL(scheme, parse_host(field_name, match.group("host")), port)
+
+
+def parse_no_proxy_entry(field_name: str, value: str) -> NoProxyEntry:
+    value = check_text(field_name, str(value).strip())
+    if value.startswith("*."):
+        value = value[1:]
+    if "/" in value:
+        try:
+            return NoProxyEntry("cidr", str(ipaddress.ip_network(value, strict=False)))
+        except ValueError:
+            raise ProxyError(field_name, f"{value!r} is not a CIDR network") from None
+    try:
+        return NoProxyEntry("ip", str(ipaddress.ip_address(value)))
+    except ValueError:
+        pass
+    if value.startswith(".") and HOSTNAME_RE.match(value[1:]):
+        return NoProxyEntry("domain", value)
+    if HOSTNAME_RE.match(value):
+        return NoProxyEntry("host", value)
+    raise ProxyError(field_name, f"{value!r} is not a host, .domain, IP address or CIDR network")
+
+
+def parse_proxy_settings(params: dict) -> ProxySettings:
+    http = parse_url("http_proxy", params["http_proxy"], HTTP_SCHEMES) if params.get("http_proxy") else None
+    https = parse_url("https_proxy", params["https_proxy"], HTTP_SCHEMES) if params.get("https_proxy") else None
+    socks = parse_url("socks_proxy", params["socks_proxy"], SOCKS_SCHEMES) if params.get("socks_proxy") else None
+    if not (http or https or socks):
+        raise ProxyError("http_proxy", "declare at least one of http_proxy, https_proxy and socks_proxy")
+    entries: list[NoProxyEntry] = []
+    for index, value in enumerate(params.get("no_proxy") or []):
+        entry = parse_no_proxy_entry(f"no_proxy[{index}]", value)
+        if entry not in entries:
+            entries.append(entry)
+    username = check_text("username", params["username"]) if params.get("username") else None
+    password = check_text("password", params["password"]) if params.get("password") else None
+    if password and not username:
+        raise ProxyError("password", "a password needs a username")
+    targets = []
+    for index, target in enumerate(params.get("targets") or []):
+        if target not in TARGETS:
+            raise ProxyError(f"targets[{index}]", f"unknown target {target!r}; known: {', '.join(TARGETS)}")
+        if target not in targets:
+            targets.append(target)
+    mode = params.get("browser_mode") or "manual"
+    if mode not in BROWSER_MODES:
+        raise ProxyError("browser_mode", f"{mode!r} is not one of {', '.join(BROWSER_MODES)}")
+    autoconfig = params.get("browser_autoconfig_url")
+    if mode == "autoConfig":
+        if not autoconfig:
+            raise ProxyError("browser_autoconfig_url", "browser_mode autoConfig needs browser_autoconfig_url")
+        check_text("browser_autoconfig_url", autoconfig)
+        if not re.match(r"^(https?|file)://\S+$", autoconfig):
+            raise ProxyError("browser_autoconfig_url", f"{autoconfig!r} is not an http(s):// or file:// URL")
+    return ProxySettings(http, https, socks, tuple(entries), username, password, tuple(targets), mode, autoconfig,
+                         bool(params.get("browser_locked")))
+
+
+# --- managed blocks in files we share with the administrator --------------------------------------------
+
+def block(lines: list[str], begin: str = BEGIN, end: str = END) -> str:
+    return "\n".join([begin, *lines, end]) + "\n"
+
+
+def cut_block(text: str, begin: str = BEGIN, end: str = END) -> tuple[str, int | None]:
+    """TEXT without our managed block (and nothing else), and the line number where the block started."""
+    out, inside, position = [], False, None
+    for line in text.splitlines(keepends=True):
+        stripped = line.rstrip("\r\n")
+        if stripped == begin and not inside:
+            inside, position = True, len(out) if position is None else position
+        elif inside and stripped == end:
+            inside = False
+        elif not inside:
+            out.append(line)
+    return "".join(out), position
+
+
+def remove_block(text: str, begin: str = BEGIN, end: str = END) -> str:
+    return cut_block(text, begin, end)[0]
+
+
+def merge_block(text: str | None, lines: list[str], section: str | None = None) -> str:
+    """TEXT with our block holding LINES: where the block was, else right after the [SECTION] header (an INI
+    file keeps a single section of that name), else at the end, with the header inside our block when the file
+    had none."""
+    without, position = cut_block(text or "")
+    out = without.splitlines(keepends=True)
+    if out and not out[-1].endswith("\n"):
+        out[-1] += "\n"
+    header = None
+    if section is not None:
+        header = next((i for i, line in enumerate(out) if line.strip().lower() == f"[{section}]".lower()), None)
+        if header is None:
+            lines = [f"[{section}]", *lines]
+    new = block(lines)
+    if header is not None and (position is None or position <= header):
+        position = header + 1
+    if position is None:
+        position = len(out)
+    return "".join(out[:position]) + new + "".join(out[position:])
+
+
+# --- renderers -------------------------------------------------------------------------------------------
+
+OWNED_HEADER = "# Written by netreach.tunnels client_proxy; state=absent removes this file."
+ENV_NAMES = ("http_proxy", "https_proxy", "all_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY",
+             "NO_PROXY", "ftp_proxy", "FTP_PROXY")
+PATHS = {
+    "environment": "/etc/environment",
+    "profile": "/etc/profile.d/netreach-proxy.sh",
+    "systemd": "/etc/systemd/system.conf.d/netreach-proxy.conf",
+    "apt": "/etc/apt/apt.conf.d/80netreach-proxy",
+    "dnf": "/etc/dnf/dnf.conf",
+    "docker": "/etc/systemd/system/docker.service.d/netreach-proxy.conf",
+    "git": "/etc/gitconfig",
+    "pip": "/etc/pip.conf",
+    "npm": "/etc/npmrc",
+    "wget": "/etc/wgetrc",
+    "sudo": "/etc/sudoers.d/netreach-proxy",
+}
+# Where Debian's packages read enterprise policies: the system-wide file, SysConfD/policies/policies.json with
+# SysConfD = /etc/ + the application's name in lower case ("Firefox" for firefox-esr too, so /etc/firefox),
+# read first when it exists; else the installation's distribution directory.
+POLICY_PATHS = {
+    "firefox": ("/etc/firefox/policies/policies.json", "/usr/lib/firefox-esr/distribution/policies.json"),
+    "thunderbird": ("/etc/thunderbird/policies/policies.json", "/usr/lib/thunderbird/distribution/policies.json"),
+}
+
+
+def systemd_escape(value: str) -> str:
+    """A value for a unit file's Environment=, where % starts a specifier."""
+    return value.replace("%", "%%")
+
+
+def warn_unsupported(warnings: list[str], consumer: str, entries: list[NoProxyEntry], why: str) -> None:
+    if entries:
+        warnings.append(f"no_proxy: {consumer} {why}; not applied there: {', '.join(e.value for e in entries)}")
+
+
+def render_environment_lines(settings: ProxySettings) -> list[str]:
+    return [f'{name}="{value}"' for name, value in settings.env]
+
+
+def render_profile(settings: ProxySettings) -> str:
+    lines = [OWNED_HEADER, "# Proxy variables for login shells (upper and lower case)."]
+    lines += [f"export {name}='{value}'" for name, value in settings.env]
+    return "\n".join(lines) + "\n"
+
+
+def render_systemd(settings: ProxySettings) -> str:
+    assignments = " ".join(f'"{name}={value}"' for name, value in settings.env)
+    return f"{OWNED_HEADER}\n# Every service started by the system manager sees the proxy.\n[Manager]\nDefaultEnvironment={assignments}\n"
+
+
+def render_docker(settings: ProxySettings) -> str:
+    lines = [OWNED_HEADER, "# dockerd pulls images through the proxy.", "[Service]"]
+    lines += [f'Environment="{name}={systemd_escape(value)}"' for name, value in settings.env if name.isupper()]
+    return "\n".join(lines) + "\n"
+
+
+def render_apt(settings: ProxySettings, warnings: list[str]) -> str:
+    lines = [OWNED_HEADER]
+    for scheme, proxy in (("http", settings.http), ("https", settings.https or settings.http)):
+        if proxy:
+            lines.append(f'Acquire::{scheme}::Proxy "{settings.url(proxy)}";')
+    direct = [e for e in settings.no_proxy if e.kind == "host" or (e.kind == "ip" and ":" not in e.value)]
+    for entry in direct:
+        for scheme, proxy in (("http", settings.http), ("https", settings.https or settings.http)):
+            if proxy:
+                lines.append(f'Acquire::{scheme}::Proxy::{entry.value} "DIRECT";')
+    warn_unsupported(warnings, "apt", [e for e in settings.no_proxy if e not in direct],
+                     "takes DIRECT only per host name or IPv4 address (no domains, CIDR or IPv6)")
+    if settings.socks and not (settings.http or settings.https):
+        warnings.append("apt: only http_proxy/https_proxy are written for apt; socks_proxy is not used there")
+    return "\n".join(lines) + "\n"
+
+
+def render_dnf_lines(settings: ProxySettings, warnings: list[str]) -> list[str]:
+    proxy = settings.https or settings.http or settings.socks
+    lines = [f"proxy={proxy.url()}"]
+    if settings.username:
+        lines.append(f"proxy_username={settings.username}")
+    if settings.password:
+        lines.append(f"proxy_password={settings.password}")
+    warn_unsupported(warnings, "dnf", list(settings.no_proxy), "has no no_proxy setting in dnf.conf")
+    return lines
+
+
+def render_git_lines(settings: ProxySettings, warnings: list[str]) -> list[str]:
+    proxy = settings.http or settings.https or settings.socks
+    lines = ["[http]", f"\tproxy = {settings.url(proxy)}"]
+    for entry in settings.no_proxy:
+        if entry.kind == "cidr":
+            continue
+        host = f"*{entry.value}" if entry.kind == "domain" else bracket(entry.value)
+        for scheme in ("http", "https"):
+            lines += [f'[http "{scheme}://{host}"]', '\tproxy = ""']
+    warn_unsupported(warnings, "git", [e for e in settings.no_proxy if e.kind == "cidr"],
+                     "matches URLs by host name, not by network")
+    return lines
+
+
+def render_pip_lines(settings: ProxySettings, warnings: list[str]) -> list[str]:
+    proxy = settings.http or settings.https or settings.socks
+    warn_unsupported(warnings, "pip", list(settings.no_proxy),
+                     "has no no_proxy setting in pip.conf (it honours the environment's no_proxy)")
+    return [f"proxy = {settings.url(proxy)}"]
+
+
+def render_npm_lines(settings: ProxySettings, warnings: list[str]) -> list[str]:
+    lines = []
+    if settings.http:
+        lines.append(f"proxy={settings.url(settings.http)}")
+    if settings.https or settings.http:
+        lines.append(f"https-proxy={settings.url(settings.https or settings.http)}")
+    names = [e.value for e in settings.no_proxy if e.kind != "cidr"]
+    if names:
+        lines.append(f"noproxy={','.join(names)}")
+    warn_unsupported(warnings, "npm", [e for e in settings.no_proxy if e.kind == "cidr"], "does not match CIDR networks")
+    return lines
+
+
+def render_wget_lines(settings: ProxySettings, warnings: list[str]) -> list[str]:
+    lines = ["use_proxy = on"]
+    if settings.http:
+        lines.append(f"http_proxy = {settings.url(settings.http)}")
+    if settings.https or settings.http:
+        lines.append(f"https_proxy = {settings.url(settings.https or settings.http)}")
+    names = [e.value for e in settings.no_proxy if e.kind != "cidr"]
+    if names:
+        lines.append(f"no_proxy = {','.join(names)}")
+    warn_unsupported(warnings, "wget", [e for e in settings.no_proxy if e.kind == "cidr"], "does not match CIDR networks")
+    return lines
+
+
+def render_sudo() -> str:
+    return f'{OWNED_HEADER}\n# sudo keeps the proxy variables.\nDefaults env_keep += "{" ".join(ENV_NAMES)}"\n'
+
+
+def render_proxy_policy(settings: ProxySettings, warnings: list[str]) -> dict:
+    """The Proxy policy of Firefox and Thunderbird enterprise policies."""
+    policy: dict = {"Mode": settings.browser_mode, "Locked": settings.browser_locked}
+    if settings.browser_mode == "autoConfig":
+        policy["AutoConfigURL"] = settings.browser_autoconfig_url
+    if settings.browser_mode == "manual":
+        if settings.http:
+            policy["HTTPProxy"] = settings.http.hostport
+        if settings.https or settings.http:
+            policy["SSLProxy"] = (settings.https or settings.http).hostport
+        if settings.socks:
+            policy["SOCKSProxy"] = settings.socks.hostport
+            policy["SOCKSVersion"] = 4 if settings.socks.scheme.startswith("socks4") else 5
+            policy["UseProxyForDNS"] = settings.socks.scheme in ("socks5h", "socks4a")
+        policy["UseHTTPProxyForAllProtocols"] = False
+    if settings.no_proxy and settings.browser_mode == "manual":
+        policy["Passthrough"] = ", ".join(entry.value for entry in settings.no_proxy)
+    if settings.username and settings.browser_mode == "manual":
+        warnings.append("firefox/thunderbird: the Proxy policy has no credentials; the browser asks for them")
+    return policy
+
+
+def merge_policies(text: str | None, policy: dict | None) -> str | None:
+    """policies.json TEXT with the Proxy policy set to POLICY (None: removed); every other policy stays.
+    Returns None when nothing would be left of a file that held only the Proxy policy."""
+    document = json.loads(text) if text and text.strip() else {}
+    if not isinstance(document, dict) or not isinstance(document.get("policies", {}), dict):
+        raise ProxyError("targets", "policies.json does not hold an object with a 'policies' object")
+    policies = dict(document.get("policies", {}))
+    if policy is None:
+        policies.pop("Proxy", None)
+    else:
+        policies["Proxy"] = policy
+    if not policies and set(document) <= {"policies"}:
+        return None
+    document["policies"] = policies
+    return json.dumps(document, indent=2, sort_keys=False) + "\n"

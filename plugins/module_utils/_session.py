@@ -1,0 +1,357 @@
+# Copyright: netreach developers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+#
+# Private module_utils of netreach.tunnels: the client session model. Not a public API; it may change at any time.
+#
+# parse_session() turns module parameters into a Session (or raises SessionError naming the bad field); the
+# render_*() functions and the INI/ssh_config merges are pure: text in, text out. Nothing here touches the host.
+"""One SSH session spec rendered for OpenSSH, PuTTY (Linux files and a Windows .reg) and WinSCP."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel import (
+    Forward,
+    TunnelError,
+    check_host,
+    check_port,
+    parse_forward,
+)
+
+FORMATS = ("openssh", "putty", "winscp")
+PROXY_TYPES = ("http", "socks5", "socks4")
+# Saved-session names: printable ASCII; each format escapes what it cannot hold.
+# "[", "]" and "=" would end an INI section name or a .reg key line, so they are refused for every format.
+NAME_RE = re.compile(r"^[\x21-\x3c\x3e-\x5a\x5c\x5e-\x7e](?:[\x20-\x3c\x3e-\x5a\x5c\x5e-\x7e]{0,126}[\x21-\x3c\x3e-\x5a\x5c\x5e-\x7e])?$")
+# An OpenSSH Host alias stands unquoted in ssh_config and on the command line: no blanks or pattern characters.
+OPENSSH_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+USER_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.@-]{0,63}$")
+PPK_PATH_RE = re.compile(r"^[A-Za-z0-9._/~:\\ -]+$")
+
+# PuTTY's CONF_proxy_type numbering (settings "ProxyMethod"), shared by WinSCP's raw settings.
+PROXY_METHOD = {"none": 0, "socks4": 1, "socks5": 2, "http": 3, "ssh": 6}
+NC_PROTOCOL = {"http": "connect", "socks5": "5", "socks4": "4"}
+PUTTY_REG_KEY = r"HKEY_CURRENT_USER\Software\SimonTatham\PuTTY\Sessions"
+WINSCP_SECTION_PREFIX = "Sessions\\"
+OPENSSH_BEGIN = "# BEGIN netreach.tunnels client_session "
+OPENSSH_END = "# END netreach.tunnels client_session "
+
+
+class SessionError(ValueError):
+    """A bad session declaration; `field` names the offending parameter."""
+
+    def __init__(self, field_name: str, message: str) -> None:
+        super().__init__(f"{field_name}: {message}")
+        self.field = field_name
+
+
+@dataclass(frozen=True)
+class SessionProxy:
+    type: str
+    host: str
+    port: int
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class SessionTunnel:
+    host: str
+    port: int
+    user: str | None
+
+
+@dataclass(frozen=True)
+class Session:
+    name: str
+    host: str
+    port: int
+    user: str | None
+    proxy: SessionProxy | None
+    tunnel: SessionTunnel | None
+    forwards: tuple[Forward, ...]
+    identity_file: str | None = None
+
+    @property
+    def secrets(self) -> list[str]:
+        return [self.proxy.password] if self.proxy and self.proxy.password else []
+
+
+def _text(field_name: str, value, pattern: re.Pattern, what: str) -> str:
+    if not isinstance(value, str) or not pattern.match(value):
+        raise SessionError(field_name, f"{value!r} is not {what}")
+    return value
+
+
+def _tunnel_call(function, *args):
+    try:
+        return function(*args)
+    except TunnelError as exc:
+        raise SessionError(exc.field, str(exc).split(": ", 1)[-1]) from None
+
+
+def parse_name(name, fmt: str) -> str:
+    """The session name, checked for FORMAT (it becomes a Host alias, a file name or a section name)."""
+    if fmt == "openssh":
+        return _text("name", name, OPENSSH_NAME_RE, "a session name (OpenSSH: letters, digits, '.', '_', '-')")
+    return _text("name", name, NAME_RE, "a session name of printable ASCII characters other than [ ] =")
+
+
+def parse_session(params: dict, fmt: str) -> Session:
+    if fmt not in FORMATS:
+        raise SessionError("format", f"{fmt!r} is not one of {', '.join(FORMATS)}")
+    name = parse_name(params.get("name"), fmt)
+    host = _tunnel_call(check_host, params.get("host"), "host")
+    port = _tunnel_call(check_port, params.get("port", 22), "port")
+    user = _text("user", params["user"], USER_RE, "a user name") if params.get("user") else None
+    proxy = None
+    if params.get("proxy"):
+        raw = params["proxy"]
+        proxy_type = raw.get("type") or "http"
+        if proxy_type not in PROXY_TYPES:
+            raise SessionError("proxy.type", f"{proxy_type!r} is not one of {', '.join(PROXY_TYPES)}")
+        username = _text("proxy.username", raw["username"], USER_RE, "a user name") if raw.get("username") else None
+        password = raw.get("password") or None
+        if password is not None and (not isinstance(password, str) or any(ord(c) < 0x20 or ord(c) == 0x7F for c in password)):
+            raise SessionError("proxy.password", "must be a string without control characters")
+        if password and not username:
+            raise SessionError("proxy.password", "a password needs proxy.username")
+        proxy = SessionProxy(proxy_type, _tunnel_call(check_host, raw.get("host"), "proxy.host"),
+                             _tunnel_call(check_port, raw.get("port"), "proxy.port"), username, password)
+    tunnel = None
+    if params.get("tunnel"):
+        raw = params["tunnel"]
+        tunnel = SessionTunnel(_tunnel_call(check_host, raw.get("host"), "tunnel.host"),
+                               _tunnel_call(check_port, raw.get("port") or 22, "tunnel.port"),
+                               _text("tunnel.user", raw["user"], USER_RE, "a user name") if raw.get("user") else None)
+    forwards = []
+    for kind in ("local", "remote", "dynamic"):
+        for index, spec in enumerate(params.get(f"{kind}_forwards") or []):
+            forwards.append(_tunnel_call(parse_forward, kind, spec, f"{kind}_forwards[{index}]"))
+    identity = params.get("identity_file")
+    if identity is not None:
+        _text("identity_file", identity, PPK_PATH_RE, "a file path")
+    if identity is not None and fmt == "openssh" and re.search(r"[\s\\\"']", identity):
+        raise SessionError("identity_file", "an OpenSSH IdentityFile path must not hold blanks, quotes or backslashes")
+    session = Session(name, host, port, user, proxy, tunnel, tuple(forwards), identity)
+    if fmt == "openssh" and proxy and proxy.password:
+        raise SessionError("proxy.password", "OpenSSH's ProxyCommand (nc) cannot send a proxy password; use a proxy "
+                           "without authentication or format putty")
+    if fmt == "putty" and proxy and tunnel:
+        raise SessionError("tunnel", "a PuTTY session has one proxy: either proxy or tunnel (an SSH proxy), not both")
+    return session
+
+
+# --- OpenSSH ------------------------------------------------------------------------------------------------
+
+def nc_command(proxy: SessionProxy) -> str:
+    return f"nc -X {NC_PROTOCOL[proxy.type]} -x {_bracket(proxy.host)}:{proxy.port} %h %p"
+
+
+def _bracket(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def jump_alias(session: Session) -> str:
+    return f"{session.name}--tunnel"
+
+
+def render_openssh(session: Session) -> str:
+    """Host blocks for `ssh NAME`: the tunnel host (if any) as a ProxyJump hop of its own, so that the proxy (if
+    any) carries the first hop only."""
+    lines = [f"{OPENSSH_BEGIN}{session.name}"]
+    if session.tunnel:
+        lines += [f"Host {jump_alias(session)}", f"    HostName {session.tunnel.host}", f"    Port {session.tunnel.port}"]
+        if session.tunnel.user:
+            lines.append(f"    User {session.tunnel.user}")
+        if session.proxy:
+            lines.append(f"    ProxyCommand {nc_command(session.proxy)}")
+        if session.identity_file:
+            lines.append(f"    IdentityFile {session.identity_file}")
+    lines += [f"Host {session.name}", f"    HostName {session.host}", f"    Port {session.port}"]
+    if session.user:
+        lines.append(f"    User {session.user}")
+    if session.tunnel:
+        lines.append(f"    ProxyJump {jump_alias(session)}")
+    elif session.proxy:
+        lines.append(f"    ProxyCommand {nc_command(session.proxy)}")
+    if session.identity_file:
+        lines.append(f"    IdentityFile {session.identity_file}")
+    keyword = {"local": "LocalForward", "remote": "RemoteForward", "dynamic": "DynamicForward"}
+    for forward in session.forwards:
+        target = f" {forward.target}" if forward.kind != "dynamic" else ""
+        lines.append(f"    {keyword[forward.kind]} {forward.listen}{target}")
+    lines.append(f"{OPENSSH_END}{session.name}")
+    return "\n".join(lines) + "\n"
+
+
+INCLUDE_BEGIN = "# BEGIN netreach.tunnels client_session include"
+INCLUDE_END = "# END netreach.tunnels client_session include"
+
+
+def merge_include(text: str | None, pattern: str | None) -> str:
+    """~/.ssh/config with our Include line first (None: without it). Include must precede every Host block
+    to apply to all hosts."""
+    from ansible_collections.netreach.tunnels.plugins.module_utils._proxy import cut_block
+
+    without, _position = cut_block(text or "", INCLUDE_BEGIN, INCLUDE_END)
+    if pattern is None:
+        return without
+    return f"{INCLUDE_BEGIN}\nInclude {pattern}\n{INCLUDE_END}\n" + without
+
+
+# --- PuTTY ---------------------------------------------------------------------------------------------------
+
+def putty_file_name(name: str) -> str:
+    """PuTTY's Unix session file name: every byte but letters, digits and + - . @ _ becomes %XX."""
+    return "".join(chr(byte) if chr(byte).isascii() and (chr(byte).isalnum() or chr(byte) in "+-.@_")
+                   else f"%{byte:02X}" for byte in name.encode("utf-8"))
+
+
+def registry_escape(name: str) -> str:
+    """PuTTY's (and WinSCP's) registry key escaping: blank, \\ * ? %, control and non-ASCII bytes, and a leading
+    dot become %XX."""
+    out = []
+    for index, byte in enumerate(name.encode("utf-8")):
+        char = chr(byte)
+        if char in " \\*?%" or byte < 0x20 or byte > 0x7E or (char == "." and index == 0):
+            out.append(f"%{byte:02X}")
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+def putty_port_forwardings(session: Session) -> str:
+    """PuTTY's PortForwardings: [4|6]{L|R|D}[bind:]port[=host:port], comma-separated. PuTTY's "auto" family
+    binds IPv4 and IPv6 and fails where IPv6 is off, so listeners are IPv4 ("4") unless bound to an IPv6 address."""
+    parts = []
+    for forward in session.forwards:
+        letter = {"local": "L", "remote": "R", "dynamic": "D"}[forward.kind]
+        family = "6" if forward.bind_address and ":" in forward.bind_address else "4"
+        parts.append(f"{family}{letter}{forward.listen}" + (f"={forward.target}" if forward.kind != "dynamic" else ""))
+    return ",".join(parts)
+
+
+def putty_settings(session: Session) -> list[tuple[str, str | int]]:
+    """PuTTY's saved-session settings, in PuTTY's own key names and value types (int or str)."""
+    settings: list[tuple[str, str | int]] = [("HostName", session.host), ("PortNumber", session.port),
+                                             ("Protocol", "ssh")]
+    if session.user:
+        settings.append(("UserName", session.user))
+    if session.proxy:
+        settings += [("ProxyMethod", PROXY_METHOD[session.proxy.type]), ("ProxyHost", session.proxy.host),
+                     ("ProxyPort", session.proxy.port), ("ProxyUsername", session.proxy.username or ""),
+                     ("ProxyPassword", session.proxy.password or "")]
+    elif session.tunnel:
+        settings += [("ProxyMethod", PROXY_METHOD["ssh"]), ("ProxyHost", session.tunnel.host),
+                     ("ProxyPort", session.tunnel.port), ("ProxyUsername", session.tunnel.user or "")]
+    else:
+        settings.append(("ProxyMethod", PROXY_METHOD["none"]))
+    if session.identity_file:
+        settings.append(("PublicKeyFile", session.identity_file))
+    settings.append(("PortForwardings", putty_port_forwardings(session)))
+    return settings
+
+
+def render_putty(session: Session) -> str:
+    """The Linux session file (~/.putty/sessions/NAME): key=value lines."""
+    return "".join(f"{key}={value}\n" for key, value in putty_settings(session))
+
+
+def render_putty_reg(session: Session) -> str:
+    """The same session as a Windows registry export (regedit's text format, CRLF line ends)."""
+    lines = ["Windows Registry Editor Version 5.00", "", f"[{PUTTY_REG_KEY}\\{registry_escape(session.name)}]"]
+    for key, value in putty_settings(session):
+        if isinstance(value, int):
+            lines.append(f'"{key}"=dword:{value:08x}')
+        else:
+            lines.append(f'"{key}"="{reg_string(value)}"')
+    return "\r\n".join(lines) + "\r\n"
+
+
+def reg_string(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"')
+
+
+# --- WinSCP --------------------------------------------------------------------------------------------------
+
+def winscp_value(value: str) -> str:
+    """WinSCP's INI value escaping (its MungeStr for values): registry escaping, but '*' stays as it is."""
+    return registry_escape(value).replace("%2A", "*")
+
+
+def winscp_section_name(session: Session) -> str:
+    # "/" separates site folders in WinSCP and stays as it is.
+    return WINSCP_SECTION_PREFIX + registry_escape(session.name)
+
+
+def winscp_settings(session: Session, warnings: list[str]) -> list[tuple[str, str | int]]:
+    """The documented raw site settings of WinSCP for this session (SFTP)."""
+    settings: list[tuple[str, str | int]] = [("HostName", session.host), ("PortNumber", session.port)]
+    if session.user:
+        settings.append(("UserName", session.user))
+    settings.append(("FSProtocol", 2))  # SFTP
+    if session.proxy:
+        settings += [("ProxyMethod", PROXY_METHOD[session.proxy.type]), ("ProxyHost", session.proxy.host),
+                     ("ProxyPort", session.proxy.port)]
+        if session.proxy.username:
+            settings.append(("ProxyUsername", session.proxy.username))
+        if session.proxy.password:
+            warnings.append("proxy.password: WinSCP keeps passwords obfuscated; not written, WinSCP asks for it")
+    if session.tunnel:
+        settings += [("Tunnel", 1), ("TunnelHostName", session.tunnel.host), ("TunnelPortNumber", session.tunnel.port)]
+        if session.tunnel.user:
+            settings.append(("TunnelUserName", session.tunnel.user))
+    if session.identity_file:
+        settings.append(("PublicKeyFile", session.identity_file))
+    if session.forwards:
+        warnings.append("local_forwards/remote_forwards/dynamic_forwards: WinSCP sessions have no port forwarding; "
+                        "not written")
+    return settings
+
+
+def render_winscp_section(session: Session, warnings: list[str]) -> str:
+    lines = [f"[{winscp_section_name(session)}]"]
+    lines += [f"{key}={value if isinstance(value, int) else winscp_value(value)}"
+              for key, value in winscp_settings(session, warnings)]
+    return "\r\n".join(lines) + "\r\n"
+
+
+def split_ini(text: str) -> list[tuple[str | None, str]]:
+    """TEXT as (section name or None for the preamble, the section's exact text) in file order."""
+    parts: list[tuple[str | None, str]] = [(None, "")]
+    for line in text.splitlines(keepends=True):
+        stripped = line.strip()
+        if stripped.startswith("[") and stripped.endswith("]"):
+            parts.append((stripped[1:-1], line))
+        else:
+            name, body = parts[-1]
+            parts[-1] = (name, body + line)
+    return parts
+
+
+def ini_newline(text: str | None) -> str:
+    """The line end of an existing INI file (WinSCP writes CRLF; a file written on Linux may have LF)."""
+    return "\n" if text and "\n" in text and "\r\n" not in text else "\r\n"
+
+
+def merge_ini_section(text: str | None, section: str, new: str | None) -> str:
+    """TEXT with section SECTION replaced by NEW (None: removed); every other section stays byte for byte."""
+    if new is not None:
+        new = new.replace("\r\n", ini_newline(text))
+    parts = split_ini(text or "")
+    out, placed = [], False
+    for name, body in parts:
+        if name is not None and name.lower() == section.lower():
+            if new is not None and not placed:
+                out.append(new)
+                placed = True
+            continue
+        out.append(body)
+    if new is not None and not placed:
+        if out and out[-1] and not out[-1].endswith("\n"):
+            out[-1] += ini_newline(text)
+        out.append(new)
+    return "".join(out)
