@@ -154,7 +154,11 @@ def package_file(package: str, member: str, path: str) -> bytes:
     CACHE.mkdir(parents=True, exist_ok=True)
     debs = sorted(CACHE.glob(f"{package}_*.deb"))
     if not debs:
-        subprocess.run(["apt-get", "download", package], cwd=CACHE, check=True, capture_output=True, timeout=300)
+        download = ["apt-get", "download", package]
+        if subprocess.run(download, cwd=CACHE, capture_output=True, timeout=300, check=False).returncode != 0:
+            # A machine whose apt lists were never fetched (host-setup.sh found every package installed).
+            subprocess.run(["apt-get", "update", "-q"], check=True, capture_output=True, timeout=300)
+            subprocess.run(download, cwd=CACHE, check=True, capture_output=True, timeout=300)
         debs = sorted(CACHE.glob(f"{package}_*.deb"))
     omni = CACHE / (package + "_" + member.strip("./").replace("/", "_"))
     if not omni.exists() or omni.stat().st_size == 0 or omni.stat().st_mtime < debs[-1].stat().st_mtime:
