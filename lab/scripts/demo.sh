@@ -21,7 +21,10 @@ step "verifying with real clients in the lab" molecule verify -s demo
 
 echo
 echo "what the lab proved:"
-grep -E '::test_.* PASSED' "${log}" | sed -E 's/^.*::test_([a-z_]+)(\[([^]]*)\])? PASSED.*$/  - \1 \3/; s/_/ /g'
+grep -E '::test_.* PASSED' "${log}" | sed -E 's/^.*::test_([A-Za-z0-9_]+)(\[([^]]*)\])? PASSED.*$/  - \1 \3/; s/_/ /g' | sort -u
+echo
+echo "fleet status (playbooks/status.yml):"
+sed -n '/^status table:/,/^HTML report:/p' "${log}" | sed '1d; s/^/  /'
 echo
 echo "lab containers:"
 docker ps --filter label=netreach.lab.scenario=demo --format '  {{.Names}}\t{{.Image}}\t{{.Status}}'

@@ -1,0 +1,61 @@
+"""What the demo proves, with real clients on the demo lab: the seed recipes work end to end."""
+from __future__ import annotations
+
+import functools
+import os
+import re
+import subprocess
+import time
+
+import labtest
+import testinfra
+
+NEWS_BANNER = "200 netreach news ready"
+PAGE = "netreach demo newshost page"
+
+
+@functools.cache
+def lab_host(name: str):
+    return testinfra.get_host(f"ansible://{labtest.container(name)}", ansible_inventory=os.environ["MOLECULE_INVENTORY_FILE"])
+
+
+def eventually(probe, timeout: float = 30.0) -> bool:
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if probe():
+            return True
+        time.sleep(0.5)
+    return False
+
+
+def test_news_banner_through_L12345_localhost_119():
+    client = lab_host("client")
+    assert eventually(lambda: NEWS_BANNER in client.run("nc -w 3 127.0.0.1 12345 </dev/null").stdout)
+
+
+def test_web_page_through_the_SOCKS_proxy_on_3128():
+    client = lab_host("client")
+    assert eventually(lambda: PAGE in client.run(
+        f"curl -s -m 5 --socks5-hostname 127.0.0.1:3128 http://{labtest.container('newshost')}/").stdout)
+
+
+def test_web_page_through_the_corporate_HTTP_proxy_from_a_login_shell():
+    client = lab_host("client")
+    page = client.run(f"su - root -c 'curl -s -m 5 http://{labtest.container('newshost')}/'").stdout
+    assert PAGE in page, "a login shell did not reach newshost through the proxy from the environment"
+    log = lab_host("proxy").run("cat /var/log/tinyproxy/tinyproxy.log").stdout
+    assert labtest.container("newshost") in log, "the proxy did not log the request"
+
+
+def test_status_playbook_reports_every_tunnel_up_and_writes_the_report():
+    report = os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "build", "demo-status.html")
+    completed = subprocess.run(
+        ["ansible-playbook", "netreach.tunnels.status", "-i", os.environ["MOLECULE_INVENTORY_FILE"],
+         "-e", f"status_report={report}"], capture_output=True, text=True, timeout=300, check=False)
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-2000:]
+    row = re.compile(r"^\s*- '?((host +tunnel .*)|(\S+ +\S+ +(active|activating|inactive|failed|deactivating).*)|"
+                     r"(\d+ tunnels, \d+ down))'?$")
+    table = [match.group(1) for match in map(row.match, completed.stdout.splitlines()) if match]
+    print("\nstatus table:\n" + "\n".join(table) + f"\nHTML report: {report}")
+    assert "2 tunnels, 0 down" in completed.stdout, completed.stdout[-3000:]
+    assert "<svg" in open(report, encoding="utf-8").read()
