@@ -17,73 +17,30 @@ usage: run through `make bench-recovery` (needs the lab images and the installed
 from __future__ import annotations
 
 import concurrent.futures
-import json
 import os
-import pathlib
 import statistics
-import subprocess
 import sys
 import time
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
-NETWORK = "nrlab-bench-recovery-net"
-CLIENT, SERVER = "bench-recovery-client", "bench-recovery-server"
+from _lab import Lab, save_results, write_section
+
 TRIALS = int(os.environ.get("TRIALS", "5"))
 PORTS = {"netreach": 17001, "autossh-default": 17002, "systemd-restartsec-60": 17003}
 BANNER = "200 bench banner"
 LIMIT = 150.0
 
 
+LAB = Lab("recovery")
+CLIENT, SERVER = LAB.client, LAB.server
+
+
 def sh(container: str, command: str, check: bool = True) -> str:
-    done = subprocess.run(["docker", "exec", container, "sh", "-c", command], capture_output=True, text=True)
-    if check and done.returncode != 0:
-        raise RuntimeError(f"{container}: {command}: {done.stderr or done.stdout}")
-    return done.stdout
-
-
-def start_lab() -> None:
-    stop_lab()
-    subprocess.run(["docker", "network", "create", "--label", "netreach.lab=1", NETWORK], check=True, capture_output=True)
-    for name in (CLIENT, SERVER):
-        subprocess.run(["docker", "run", "-d", "--name", name, "--hostname", name, "--network", NETWORK,
-                        "--label", "netreach.lab=1", "--label", "netreach.lab.scenario=bench-recovery",
-                        "--cap-add", "SYS_ADMIN", "--cap-add", "NET_ADMIN", "--cap-add", "NET_RAW",
-                        "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
-                        "--cgroupns", "host", "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw", "--tmpfs", "/run",
-                        "--tmpfs", "/run/lock", "--tmpfs", "/tmp", "-e", "container=docker",
-                        "netreach-lab:bookworm"], check=True, capture_output=True)
-    for name in (CLIENT, SERVER):
-        for _ in range(60):
-            if sh(name, "systemctl is-system-running || true", check=False).strip() in ("running", "degraded"):
-                break
-            time.sleep(1)
-
-
-def stop_lab() -> None:
-    subprocess.run(["docker", "rm", "-f", CLIENT, SERVER], capture_output=True)
-    subprocess.run(["docker", "network", "rm", NETWORK], capture_output=True)
-
-
-def ansible_module(module: str, args: dict) -> dict:
-    env = dict(os.environ, ANSIBLE_LOAD_CALLBACK_PLUGINS="1", ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json")
-    done = subprocess.run(["ansible", "all", "-i", f"{CLIENT},", "-c", "community.docker.docker",
-                           "-e", "ansible_python_interpreter=/usr/bin/python3", "-m", module, "-a", json.dumps(args)],
-                          capture_output=True, text=True, env=env, check=False)
-    result = json.loads(done.stdout)["plays"][0]["tasks"][0]["hosts"][CLIENT]
-    if result.get("failed"):
-        raise RuntimeError(result.get("msg"))
-    return result
+    return LAB.sh(container, command, check)
 
 
 def configure() -> None:
-    sh(SERVER, "useradd -m -s /bin/sh tunnel && install -d -m 700 -o tunnel /home/tunnel/.ssh && systemctl start ssh")
     sh(SERVER, f"systemd-run --unit bench-banner socat TCP-LISTEN:7119,bind=127.0.0.1,fork,reuseaddr 'SYSTEM:echo {BANNER}'")
-    host_key = " ".join(sh(SERVER, "cat /etc/ssh/ssh_host_ed25519_key.pub").split()[:2])
-    known = f"{SERVER} {host_key}"
-    ours = ansible_module("netreach.tunnels.ssh_tunnel", {
-        "name": "bench", "server": SERVER, "user": "tunnel", "known_hosts": [known],
-        "local_forwards": [f"{PORTS['netreach']}:127.0.0.1:7119"]})
-    sh(SERVER, f"echo '{ours['public_key']}' > /home/tunnel/.ssh/authorized_keys && chown tunnel /home/tunnel/.ssh/authorized_keys")
+    known = LAB.tunnel_to_server("bench", [f"{PORTS['netreach']}:127.0.0.1:7119"])
     # The baselines use the same key and pinned host key, so only supervision and keepalives differ.
     sh(CLIENT, f"echo '{known}' > /etc/bench_known_hosts")
     common = (f"-N -i /etc/netreach/tunnels/bench/id_ed25519 -o UserKnownHostsFile=/etc/bench_known_hosts "
@@ -191,7 +148,7 @@ def summary(values: list) -> str:
 def main() -> int:
     faults = {"kill": fault_kill, "cut": fault_cut, "sshd": fault_sshd, "blackhole": fault_blackhole}
     results = {fault: {name: [] for name in PORTS} for fault in faults}
-    start_lab()
+    LAB.start()
     try:
         configure()
         for fault, run in faults.items():
@@ -204,10 +161,8 @@ def main() -> int:
                     f"{name} {'-' if s is None else f'{s:.1f} s'}" for name, s in got.items()), flush=True)
     finally:
         if not os.environ.get("KEEP_LAB"):
-            stop_lab()
-    out = ROOT / "bench" / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "tunnel_recovery.json").write_text(json.dumps({"trials": TRIALS, "results": results}, indent=2) + "\n")
+            LAB.stop()
+    save_results("tunnel_recovery", {"trials": TRIALS, "results": results})
     titles = {"kill": "session killed on the server", "cut": "30 s network cut, after the heal",
               "sshd": "sshd restarted on the server", "blackhole": "dead-link detection (flow black-holed)"}
     lines = ["| fault | " + " | ".join(PORTS) + " |", "|---|" + "---|" * len(PORTS)]
@@ -218,20 +173,6 @@ def main() -> int:
                   "`bench/results/tunnel_recovery.json`); time until the banner is read through the tunnel again, "
                   "or for dead-link detection until the tunnel's ssh exits.", lines)
     return 0
-
-
-def write_section(title: str, intro: str, lines: list[str]) -> None:
-    path = ROOT / "docs" / "benchmarks.md"
-    text = path.read_text() if path.exists() else "# Benchmarks\n\nFigures measured on the lab (2 cores, docker containers).\n"
-    section = f"## {title}\n\n{intro}\n\n" + "\n".join(lines) + "\n"
-    marker = f"## {title}\n"
-    if marker in text:
-        head, rest = text.split(marker, 1)
-        following = rest.find("\n## ")
-        text = head + section + ("\n" + rest[following + 1:] if following >= 0 else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.write_text(text)
 
 
 if __name__ == "__main__":
