@@ -11,7 +11,7 @@ description:
   - Declares the whole NAT state of a gateway (masquerade, SNAT, port forwards, the forward filter) as the
     nftables table C(inet netreach), and replaces that table in one atomic C(nft -f) transaction.
   - Owns only its own table; never flushes the ruleset. Docker's, firewalld's and every other table stay as they are.
-  - Idempotent against the kernel itself: the declared table is loaded in a throw-away network namespace and
+  - Idempotent against the kernel itself. The declared table is loaded in a throw-away network namespace and
     compared with C(nft -j list table inet netreach), so a table changed behind Ansible's back is put right.
   - Lockout protection. Before a change reaches the kernel, a transient systemd timer is armed that restores
     the previous table after O(rollback_timeout) seconds. The action plugin then opens a fresh connection to
