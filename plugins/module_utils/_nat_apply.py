@@ -204,6 +204,8 @@ class NatHost:
             lines += [f"if [ -e {RUN_DIR}/rolled-back-{token} ]; then echo rolled-back; exit 4; fi",
                       f"systemctl is-active --quiet {timer} || {{ echo not-armed; exit 3; }}",
                       f"systemctl stop {timer}",
+                      # The timer may have fired just now: let its restore finish before looking for its record.
+                      f"while systemctl is-active --quiet {ROLLBACK_UNIT.format(token=token)}.service; do sleep 0.2; done",
                       f"if [ -e {RUN_DIR}/rolled-back-{token} ]; then echo rolled-back; exit 4; fi"]
         if boot[BOOT_RULES] is not None:
             lines += [f"mkdir -p {BOOT_DIR}",
@@ -230,6 +232,7 @@ class NatHost:
         if not (plan["kernel_changed"] or plan["boot_changed"]):
             return None
         token = secrets.token_hex(6)
+        self._supersede_pending()
         os.makedirs(RUN_DIR, mode=0o700, exist_ok=True)
         if plan["boot"][BOOT_RULES] is not None:
             self._write(f"{RUN_DIR}/boot-{token}.nft", plan["boot"][BOOT_RULES], 0o600)
@@ -256,14 +259,21 @@ class NatHost:
             self.module.fail_json(msg=f"writing the boot state failed: {(err or out).strip()}")
         return None
 
+    def _supersede_pending(self) -> None:
+        """A new change replaces any earlier one still waiting for confirmation (or rolled back): its timer
+        would otherwise roll back on top of this change, and its files would outlive it."""
+        if shutil.which("systemctl") and os.path.isdir("/run/systemd/system"):
+            self._run(["systemctl", "stop", ROLLBACK_UNIT.format(token="*") + ".timer"], check=False)
+        if os.path.isdir(RUN_DIR):
+            for entry in os.listdir(RUN_DIR):
+                os.unlink(os.path.join(RUN_DIR, entry))
+
     def _arm(self, token: str, plan: dict, timeout: int) -> None:
         """A transient timer of systemd that puts the previous table back: it runs on the host, whatever
         happens to the connection that applied the change."""
         if not shutil.which("systemd-run") or not os.path.isdir("/run/systemd/system"):
             self.module.fail_json(msg="rollback_timeout needs systemd (systemd-run) on the host; "
                                       "set rollback_timeout: 0 to apply without the confirm step")
-        # Older unconfirmed changes would otherwise roll back on top of this one.
-        self._run(["systemctl", "stop", "netreach-nat-rollback-*.timer"], check=False)
         previous = f"{RUN_DIR}/rollback-{token}.nft"
         self._write(previous, render_replace(plan["current_text"] or None), 0o600)
         marker = f"{RUN_DIR}/rolled-back-{token}"
