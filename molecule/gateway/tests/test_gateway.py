@@ -10,6 +10,7 @@ connection Molecule uses cannot be cut by a ruleset, SSH can.
 from __future__ import annotations
 
 import functools
+import ipaddress
 import json
 import os
 import re
@@ -41,10 +42,14 @@ def addr(name: str, segment: str, version: int = 4) -> str:
 
 
 @functools.cache
-def inside_subnets() -> list[str]:
+def subnets(segment: str) -> list[str]:
     out = subprocess.run(["docker", "network", "inspect", "--format", "{{ json .IPAM.Config }}",
-                          labtest.network_name("inside")], check=True, capture_output=True, text=True).stdout
+                          labtest.network_name(segment)], check=True, capture_output=True, text=True).stdout
     return [entry["Subnet"] for entry in json.loads(out)]
+
+
+def inside_subnets() -> list[str]:
+    return subnets("inside")
 
 
 @functools.cache
@@ -132,6 +137,23 @@ def test_masquerade_shows_the_gateways_address_to_the_outside(version):
     target = addr("outside", "outside", version)
     page = fetch("inside", f"http://[{target}]/" if version == 6 else f"http://{target}/")
     assert f"netreach gateway-outside page on port 80; you are {addr('gw', 'outside', version)}" in page, page
+
+
+def test_snat_shows_the_declared_address_to_the_outside():
+    gw = lab_host("gw")
+    outside_net = ipaddress.ip_network(next(net for net in subnets("outside") if ":" not in net))
+    # An address of the outside segment that docker leaves unused, held by the gateway as a second address.
+    public = str(outside_net.network_address + 200)
+    masquerade_v4, masquerade_v6 = declaration()["masquerade"]
+    gw.check_output(f"ip addr add {public}/{outside_net.prefixlen} dev {outside_if()}")
+    try:
+        snat = {"out_interface": outside_if(), "source": masquerade_v4["source"], "to": public}
+        assert run_module(declaration(masquerade=[masquerade_v6], snat=[snat]))["changed"]
+        page = fetch("inside", f"http://{addr('outside', 'outside')}/")
+        assert f"netreach gateway-outside page on port 80; you are {public}" in page, page
+    finally:
+        assert run_module(declaration())["changed"]
+        gw.run(f"ip addr del {public}/{outside_net.prefixlen} dev {outside_if()}")
 
 
 def test_forward_policy_drop_blocks_an_undeclared_port():
