@@ -36,6 +36,18 @@ def container_ip(container: str, segment: str) -> str:
     return address
 
 
+def container_ip6(container: str, segment: str) -> str:
+    """The global IPv6 address of CONTAINER on the scenario's SEGMENT network (segments with ipv6: true)."""
+    out = subprocess.run(
+        ["docker", "inspect", "--format", "{{ json .NetworkSettings.Networks }}", container],
+        check=True, capture_output=True, text=True,
+    ).stdout
+    address = json.loads(out)[network_name(segment)]["GlobalIPv6Address"]
+    if not address:
+        raise AssertionError(f"{container} has no IPv6 address on {network_name(segment)}")
+    return address
+
+
 def journal(host, unit: str, lines: int = 50) -> str:
     """The last lines a unit logged on HOST, for failure messages."""
     return host.run(f"journalctl --no-pager -n {lines} -u {unit}").stdout

@@ -1,0 +1,213 @@
+#!/usr/bin/python
+# Copyright: netreach developers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: nat_rules
+short_description: Gateway NAT and port forwards as one atomic, persistent nftables table
+version_added: 0.1.0
+description:
+  - Declares the whole NAT state of a gateway (masquerade, SNAT, port forwards, the forward filter) as the
+    nftables table C(inet netreach), and replaces that table in one atomic C(nft -f) transaction.
+  - Owns only its own table; never flushes the ruleset. Docker's, firewalld's and every other table stay as they are.
+  - Idempotent against the kernel itself. The declared table is loaded in a throw-away network namespace and
+    compared with C(nft -j list table inet netreach), so a table changed behind Ansible's back is put right.
+  - Lockout protection. Before a change reaches the kernel, a transient systemd timer is armed that restores
+    the previous table after O(rollback_timeout) seconds. The action plugin then opens a fresh connection to
+    the host and confirms the change (disarms the timer). If it cannot reach the host, the host rolls back by
+    itself and the task fails saying so. Only a confirmed state is persisted, so only a confirmed state boots.
+  - Persistence is the unit C(netreach-nat.service), which loads C(/etc/netreach/nat/netreach.nft) early at
+    boot, before C(network-pre.target).
+  - Needs root with C(CAP_SYS_ADMIN) (to load the declared table in a scratch network namespace), nft, and
+    systemd when O(rollback_timeout) is not 0.
+author: netreach developers (@netreach)
+options:
+  masquerade:
+    description: Traffic leaving O(masquerade[].out_interface) (from O(masquerade[].source) if given) gets the
+      address of that interface. The forward filter lets this traffic out.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      out_interface:
+        description: Interface the traffic leaves by; a trailing C(*) matches a prefix.
+        type: str
+        required: true
+      source:
+        description: Source network in CIDR notation; without it both IPv4 and IPv6 are masqueraded.
+        type: str
+  snat:
+    description: Like O(masquerade) with a fixed source address O(snat[].to).
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      out_interface:
+        description: Interface the traffic leaves by.
+        type: str
+        required: true
+      source:
+        description: Source network in CIDR notation.
+        type: str
+      to:
+        description: Source address to set (same IP version as O(snat[].source)).
+        type: str
+        required: true
+  port_forwards:
+    description:
+      - Destination NAT of connections to the gateway's own addresses. Forwards of one protocol and family
+        must not overlap on a port unless their O(port_forwards[].in_interface) or O(port_forwards[].source) differ.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      proto:
+        description: C(tcp) or C(udp).
+        type: str
+        default: tcp
+      port:
+        description: Port of the gateway, C(8080), or a range C("5000-5010") that keeps the ports.
+        type: raw
+        required: true
+      to:
+        description: Target C(ADDRESS), C(ADDRESS:PORT), C(IPV6) or C([IPV6]:PORT); its IP version selects
+          the packets forwarded. Without a port the port stays the same.
+        type: str
+        required: true
+      in_interface:
+        description: Forward only what arrives on this interface.
+        type: str
+      source:
+        description: Forward only connections from this network (CIDR).
+        type: str
+  hairpin:
+    description:
+      - Let hosts of the O(masquerade) and O(snat) source networks use the port forwards through the
+        gateway's addresses too (their connections to the target are masqueraded so replies return via the gateway).
+    type: bool
+    default: false
+  forward_policy:
+    description:
+      - C(accept) leaves forwarding open. C(drop) forwards only established connections, the declared port
+        forwards and the traffic of O(masquerade) and O(snat) entries.
+      - The policy applies to every forwarded packet of the host, Docker's containers included.
+    type: str
+    choices: [accept, drop]
+    default: accept
+  ip_forward:
+    description:
+      - Set C(net.ipv4.ip_forward) and C(net.ipv6.conf.all.forwarding) at runtime and in
+        C(/etc/sysctl.d/90-netreach-nat.conf). Left alone when not given.
+    type: bool
+  persist:
+    description: Make the confirmed table the one that boots (C(netreach-nat.service)). C(false) removes the boot state.
+    type: bool
+    default: true
+  rollback_timeout:
+    description:
+      - Seconds after which the host restores the previous table unless the action plugin has confirmed the
+        change over a fresh connection. C(0) applies without the confirm step.
+    type: int
+    default: 30
+  state:
+    description: C(present) applies the declaration; C(absent) removes our table, boot state and sysctl.d file.
+    type: str
+    choices: [present, absent]
+    default: present
+attributes:
+  check_mode:
+    description: Reports what would change (the rules before and after) and changes nothing.
+    support: full
+  diff_mode:
+    description: Shows our table as the kernel lists it before and after, and the boot state.
+    support: full
+  action:
+    description: The action plugin confirms an applied change over a fresh connection.
+    support: full
+"""
+
+EXAMPLES = r"""
+- name: Masquerade the inside network and forward port 8080 of the gateway to an inside web server
+  netreach.tunnels.nat_rules:
+    masquerade:
+      - {out_interface: eth0, source: 10.10.0.0/24}
+    port_forwards:
+      - {proto: tcp, port: 8080, to: "10.10.0.5:80", in_interface: eth0}
+      - {proto: udp, port: "5000-5010", to: "10.10.0.6", source: 203.0.113.0/24}
+      - {proto: tcp, port: 2222, to: "[fd00::5]:22"}
+    forward_policy: drop
+    ip_forward: true
+    rollback_timeout: 30
+
+- name: Remove the gateway's NAT table and its boot state
+  netreach.tunnels.nat_rules:
+    state: absent
+"""
+
+RETURN = r"""
+table:
+  description: Our table as nft lists it after the run (empty with O(state=absent)).
+  returned: always
+  type: str
+confirmed:
+  description: Whether a change of the kernel's table was confirmed over a fresh connection.
+  returned: when a change was applied with O(rollback_timeout) greater than 0
+  type: bool
+rolled_back:
+  description: Whether the host restored the previous table because the change could not be confirmed.
+  returned: when a change could not be confirmed
+  type: bool
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.netreach.tunnels.plugins.module_utils._nat import NatError, parse_nat
+from ansible_collections.netreach.tunnels.plugins.module_utils._nat_apply import NatHost
+
+
+def main() -> None:
+    source_nat = dict(out_interface=dict(type="str", required=True), source=dict(type="str"))
+    module = AnsibleModule(
+        argument_spec=dict(
+            masquerade=dict(type="list", elements="dict", default=[], options=source_nat),
+            snat=dict(type="list", elements="dict", default=[],
+                      options=dict(source_nat, to=dict(type="str", required=True))),
+            port_forwards=dict(type="list", elements="dict", default=[], options=dict(
+                proto=dict(type="str", default="tcp"),
+                port=dict(type="raw", required=True),
+                to=dict(type="str", required=True),
+                in_interface=dict(type="str"),
+                source=dict(type="str"),
+            )),
+            hairpin=dict(type="bool", default=False),
+            forward_policy=dict(type="str", choices=["accept", "drop"], default="accept"),
+            ip_forward=dict(type="bool"),
+            persist=dict(type="bool", default=True),
+            rollback_timeout=dict(type="int", default=30),
+            state=dict(type="str", choices=["present", "absent"], default="present"),
+        ),
+        supports_check_mode=True,
+    )
+    params = module.params
+    if params["rollback_timeout"] < 0:
+        module.fail_json(msg="rollback_timeout: must be 0 (no confirm step) or a number of seconds",
+                         field="rollback_timeout")
+    rules = None
+    if params["state"] == "present":
+        try:
+            rules = parse_nat(params)
+        except NatError as exc:
+            module.fail_json(msg=str(exc), field=exc.field)
+    host = NatHost(module)
+    plan = host.plan(rules, params["persist"])
+    sysctl = host.plan_sysctl(rules.ip_forward if rules else None, params["state"])
+    pending = None
+    if not module.check_mode:
+        host.apply_sysctl(sysctl)
+        pending = host.apply(plan, params["rollback_timeout"])
+    # The action plugin takes pending_confirm off the result and confirms the change over a fresh connection.
+    module.exit_json(**host.result(table=plan["desired_text"], pending_confirm=pending))
+
+
+if __name__ == "__main__":
+    main()
