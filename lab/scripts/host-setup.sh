@@ -21,7 +21,8 @@ if ! docker info >/dev/null 2>&1; then
     if command -v systemctl >/dev/null && [[ -d /run/systemd/system ]]; then
         systemctl start docker
     else
-        nohup dockerd >/var/log/dockerd.log 2>&1 &
+        # A session of its own: dockerd must outlive the shell (and process group) that started it.
+        setsid nohup dockerd >>/var/log/dockerd.log 2>&1 </dev/null &
     fi
     for _ in $(seq 1 60); do
         docker info >/dev/null 2>&1 && break
