@@ -1,6 +1,8 @@
 """The bad-input catalogue: every case must fail with an error that names the offending field.
 
-Table-driven across the collection's entry points; each row is (module, parameters, field the error must name).
+Table-driven across the collection's modules and the tunnel_server role; each row is (module, parameters, field
+the error must name). An empty value where the module has a default (proto, forward_policy, a masquerade
+source) is the default, not bad input.
 The parsers run before anything touches a host (decide-then-write), so a failing parse changes nothing; the
 Molecule scenarios check that on real hosts for a sample of these rows.
 """
@@ -8,6 +10,9 @@ from __future__ import annotations
 
 import pytest
 
+from ansible_collections.netreach.tunnels.plugins.module_utils._nat import NatError, parse_nat
+from ansible_collections.netreach.tunnels.plugins.module_utils._proxy import TARGETS, ProxyError, parse_proxy_settings
+from ansible_collections.netreach.tunnels.plugins.module_utils._session import SessionError, parse_session
 from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel import TunnelError, parse_tunnel
 from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_server import client_entries
 from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_server_apply import parse_entries
@@ -121,9 +126,95 @@ fleet_case("laptop: tunnel_client_tunnels[0].jump_hosts[0]",
            {"name": "news", "server": "n", "jump_hosts": ["bastion:0"], "local_forwards": ["1:h:1"]})
 
 
+# nat_rules
+NAT = dict(masquerade=[{"out_interface": "eth0", "source": "10.10.0.0/24"}], snat=[],
+           port_forwards=[{"proto": "tcp", "port": 8080, "to": "10.10.0.5:80", "in_interface": "eth0"}],
+           forward_policy="drop", ip_forward=True)
+
+
+def nat_case(field: str, **changes) -> None:
+    CASES.append(("nat_rules", {**NAT, **changes}, field))
+
+
+for bad in ["10.10.0.0/33", "10.10.0.1/24", "fd00::/129", "10.10.0.0/24; flush ruleset", "any", "10.10.0.0/24 x"]:
+    nat_case("masquerade[0].source", masquerade=[{"out_interface": "eth0", "source": bad}])
+for bad in INJECTIONS + ["averyveryverylongname", "", "eth0}", "eth0{"]:
+    nat_case("masquerade[0].out_interface", masquerade=[{"out_interface": bad, "source": "10.10.0.0/24"}])
+for bad in [0, 65536, -1, "abc", "10-5", "80;", "80-", True, 1.5, "", "1-70000"]:
+    nat_case("port_forwards[0].port", port_forwards=[{"port": bad, "to": "10.10.0.5:80"}])
+for bad in [":80", "web.example:80", "[10.0.0.5]:80", "10.0.0.5:80 counter", "10.0.0.5:0", "10.0.0.5:99999",
+            "fd00::5:22:x", "10.0.0.256", "10.0.0.5:80\naccept", ""]:
+    nat_case("port_forwards[0].to", port_forwards=[{"port": 80, "to": bad}])
+for bad in INJECTIONS[:8]:
+    nat_case("port_forwards[0].in_interface", port_forwards=[{"port": 80, "to": "10.0.0.5", "in_interface": bad}])
+for proto in ["icmp", "TCP;", "all", "tcp udp"]:
+    nat_case("port_forwards[0].proto", port_forwards=[{"proto": proto, "port": 80, "to": "10.0.0.5"}])
+nat_case("port_forwards[0].source", port_forwards=[{"port": 80, "to": "10.0.0.5", "source": "fd00::/64"}])
+nat_case("port_forwards[0]", port_forwards=[{"port": 80, "to": "10.0.0.5", "bogus": 1}])
+nat_case("port_forwards[1].port", port_forwards=[{"port": 80, "to": "10.0.0.5"}, {"port": "70-90", "to": "10.0.0.6"}])
+nat_case("snat[0].to", snat=[{"out_interface": "eth0", "source": "10.20.0.0/24", "to": "host.example"}])
+nat_case("snat[0].to", snat=[{"out_interface": "eth0", "source": "10.20.0.0/24", "to": "fd00::1"}])
+for bad in ["reject", "DROP;", "drop accept"]:
+    nat_case("forward_policy", forward_policy=bad)
+
+# client_proxy
+PROXY = dict(http_proxy="http://proxy.corp:8080", https_proxy="http://proxy.corp:8080", socks_proxy=None,
+             no_proxy=["localhost"], username=None, password=None, targets=list(TARGETS))
+
+
+def proxy_case(field: str, **changes) -> None:
+    CASES.append(("client_proxy", {**PROXY, **changes}, field))
+
+
+for bad in ["ftp://proxy:21", "proxy.corp:8080", "http://", "http://proxy:0", "http://proxy:99999", "http://pro xy:8080",
+            "http://proxy:8080\nX", "http://proxy:8080/path\"", "javascript:alert(1)", "http://user:pw@proxy:8080"]:
+    proxy_case("http_proxy", http_proxy=bad)
+for bad in ["http://proxy:8080", "socks5h://", "socks5h://h:0", "socks9://h:1"]:
+    proxy_case("socks_proxy", socks_proxy=bad)
+for bad in ["a b", "a\nb", "a,b", 'a"b', "10.0.0.0/33", ""]:
+    proxy_case("no_proxy[0]", no_proxy=[bad])
+for bad in ["firefox-esr", "chrome", "", "apt;"]:
+    proxy_case("targets[0]", targets=[bad])
+proxy_case("http_proxy", http_proxy=None, https_proxy=None, socks_proxy=None)
+proxy_case("password", password="secret")
+
+# client_session
+SESSION = dict(name="bastion-news", host="newshost.example.org", user="alice", port=22, proxy=None, tunnel=None,
+               local_forwards=["12345:localhost:119"], dynamic_forwards=["3128"], remote_forwards=[])
+
+
+def session_case(field: str, fmt: str = "openssh", **changes) -> None:
+    CASES.append(("client_session", {**SESSION, **changes, "_format": fmt}, field))
+
+
+for bad in ["a b", "a/b", "a\nb", "", "a=b"]:
+    session_case("name", name=bad)
+for bad in ["a]b", "a=b", "a\nb", "[x"]:
+    session_case("name", "winscp", name=bad)
+for bad in INJECTIONS[:8] + [""]:
+    session_case("host", host=bad)
+for bad in [0, 65536, "abc"]:
+    session_case("port", port=bad)
+session_case("format", "mobaxterm")
+session_case("proxy.type", proxy={"type": "ftp", "host": "p", "port": 1})
+session_case("proxy.host", proxy={"type": "http", "host": "p q", "port": 1})
+session_case("proxy.port", proxy={"type": "http", "host": "p", "port": 0})
+session_case("proxy.password", "putty", proxy={"type": "http", "host": "p", "port": 1, "password": "x"})
+session_case("tunnel", "putty", proxy={"type": "http", "host": "p", "port": 1}, tunnel={"host": "b", "port": 22, "user": "t"})
+for bad in ["0:localhost:119", "12345:a b:119", "12345:localhost:119\nProxyCommand sh"]:
+    session_case("local_forwards[0]", local_forwards=[bad])
+
+
 def run_case(module: str, params: dict):
     if module == "ssh_tunnel":
         return parse_tunnel(params)
+    if module == "nat_rules":
+        return parse_nat(params)
+    if module == "client_proxy":
+        return parse_proxy_settings(params)
+    if module == "client_session":
+        params = dict(params)
+        return parse_session(params, params.pop("_format"))
     if module == "tunnel_server":
         return parse_entries([params])
     return client_entries("laptop", params["tunnels"], {}, {"news": ENTRY["public_key"], "socks": ENTRY["public_key"]},
@@ -132,7 +223,7 @@ def run_case(module: str, params: dict):
 
 @pytest.mark.parametrize(("module", "params", "field"), CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)])
 def test_bad_input_fails_naming_the_field(module, params, field):
-    with pytest.raises(TunnelError) as info:
+    with pytest.raises((TunnelError, NatError, ProxyError, SessionError)) as info:
         run_case(module, params)
     named = info.value.field
     # The error may name the exact part of the field (local_forwards[0].host_port for local_forwards[0]).
