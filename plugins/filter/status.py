@@ -25,7 +25,11 @@ def tunnel_status_rows(hostvars, hosts: list, variable: str = "status_tunnels") 
     rows = []
     for host in sorted(set(hosts)):
         result = hostvars[host].get(variable) if host in hostvars else None
-        if not isinstance(result, dict):
+        if not isinstance(result, dict) or "tunnels" not in result:
+            # Targeted but no result: unreachable, or tunnel_info failed there.
+            rows.append({"host": host, "tunnel": "-", "state": "unknown (no result)", "healthy": False,
+                         "uptime": "-", "restarts": 0, "failing": [str((result or {}).get("msg", "host unreachable"))[:120]],
+                         "server": "", "jump_hosts": [], "forwards": [], "last_error": ""})
             continue
         for tunnel in result.get("tunnels", []):
             failing = [f"{fwd['kind']} {fwd['listen']}: {fwd.get('probe')}" for fwd in tunnel.get("forwards", [])
@@ -45,8 +49,10 @@ def tunnel_status_table(rows: list) -> list[str]:
                           row["uptime"], str(row["restarts"]), "; ".join(row["failing"]) or "-") for row in rows]
     widths = [max(len(str(line[i])) for line in cells) for i in range(len(COLUMNS))]
     lines = ["  ".join(str(value).ljust(widths[i]) for i, value in enumerate(line)).rstrip() for line in cells]
-    down = sum(1 for row in rows if not row["healthy"])
-    return lines + [f"{len(rows)} tunnels, {down} down"]
+    unknown = sum(1 for row in rows if row["tunnel"] == "-")
+    down = sum(1 for row in rows if not row["healthy"]) - unknown
+    summary = f"{len(rows) - unknown} tunnels, {down} down"
+    return lines + [summary + (f", {unknown} hosts without a result" if unknown else "")]
 
 
 def _svg(rows: list, port_forwards: list) -> str:

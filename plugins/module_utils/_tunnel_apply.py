@@ -74,8 +74,9 @@ class TunnelHost:
             owner_entry = pwd.getpwnam(owner)
             os.chown(tmp, owner_entry.pw_uid, owner_entry.pw_gid)
             if os.path.exists(path):
-                self.module.atomic_move(tmp, path, unsafe_writes=False, keep_dest_attrs=False)
+                self.module.atomic_move(tmp, path, unsafe_writes=False)
                 os.chmod(path, mode)
+                os.chown(path, owner_entry.pw_uid, owner_entry.pw_gid)
             else:
                 # atomic_move would give a new file the umask's mode (0644) for a moment and for good; a rename in
                 # the same directory keeps the temp file's mode, so a secret is never readable by others.
@@ -85,7 +86,8 @@ class TunnelHost:
     def _directory(self, path: str, mode: int, owner: str = "root", group: str = "root") -> None:
         if os.path.isdir(path):
             stat = os.stat(path)
-            if (stat.st_mode & 0o7777) == mode and stat.st_uid == pwd.getpwnam(owner).pw_uid:
+            gid = pwd.getpwnam(group).pw_gid if self._user_exists(group) else 0
+            if (stat.st_mode & 0o7777) == mode and stat.st_uid == pwd.getpwnam(owner).pw_uid and stat.st_gid == gid:
                 return
         self.changed = True
         if not self.module.check_mode:

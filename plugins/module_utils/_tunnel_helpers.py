@@ -196,18 +196,20 @@ def keys_for_port(port):
 
 
 def is_session(pid, account):
+    # The privileged monitor of a session: "sshd: ACCOUNT [priv]" (OpenSSH 9) or "sshd-session: ACCOUNT [priv]".
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as handle:
-            title = handle.read().decode(errors="replace")
+            title = handle.read().decode(errors="replace").rstrip("\0 ")
+        owner = os.stat(f"/proc/{pid}").st_uid
     except OSError:
         return False
-    return title.startswith("sshd") and account in title
+    return owner == 0 and re.fullmatch(r"sshd(-session)?: " + re.escape(account) + r" \[priv\]", title) is not None
 
 
 def main():
     started = time.time() * 1e6
     # The whole boot's log, to learn the sessions that are already up; act only on refusals from now on.
-    journal = subprocess.Popen(["journalctl", "--boot", "--follow", "--output=json",
+    journal = subprocess.Popen(["journalctl", "--boot", "--follow", "--no-tail", "--output=json",
                                 "_COMM=sshd", "+", "_COMM=sshd-session"], stdout=subprocess.PIPE, text=True)
     print(f"watching sshd for refused remote forwards of {' '.join(sorted(ACCOUNTS))}", flush=True)
     sessions = {}
@@ -220,7 +222,7 @@ def main():
         if not isinstance(message, str):
             continue
         accepted = ACCEPTED.match(message)
-        if accepted and accepted.group(1) in ACCOUNTS:
+        if accepted and accepted.group(1) in ACCOUNTS and record.get("_UID") == "0":
             if len(sessions) > 4096:
                 sessions = {key: value for key, value in sessions.items() if os.path.exists(f"/proc/{key}")}
             sessions[pid] = (accepted.group(1), accepted.group(2))
@@ -234,7 +236,10 @@ def main():
         keys = keys_for_port(port)
         for session, (account, key) in sorted(sessions.items()):
             if key in keys and is_session(session, account):
-                os.kill(int(session), signal.SIGTERM)
+                try:
+                    os.kill(int(session), signal.SIGTERM)
+                except OSError:
+                    continue  # it ended by itself in the meantime
                 print(f"port {port}: ended session {session} of {account} ({key}) so the reconnecting one gets the port",
                       flush=True)
     return journal.wait()

@@ -102,6 +102,13 @@ def probe(kind: str, listen: str, timeout: float) -> tuple[bool, str]:
     try:
         with socket.create_connection((address, port), timeout=timeout) as conn:
             if kind != "dynamic":
+                # ssh accepts before it asks the server; a refused open or a dead target closes at once.
+                conn.settimeout(min(timeout, 1.0))
+                try:
+                    if conn.recv(1) == b"":
+                        return False, "connected, then closed by the tunnel (server refused or target down)"
+                except socket.timeout:
+                    pass
                 return True, "connected"
             conn.sendall(b"\x05\x01\x00")
             reply = conn.recv(2)

@@ -141,24 +141,26 @@ def client_entries(client: str, declarations: list, defaults: dict, public_keys:
                                   "open any destination on the server; set server_allow_dynamic: true on the "
                                   "tunnel to allow that")
             opens = tuple(sorted({fwd.target for fwd in tunnel.forwards if fwd.kind == "local"}))
-            listens = tuple(sorted({fwd.listen for fwd in tunnel.forwards if fwd.kind == "remote"}))
+            # ssh asks for "localhost" when a remote forward names no bind address; OpenSSH reads a bare port in
+            # permitlisten as any address, which GatewayPorts would then let the key bind on every interface.
+            listens = tuple(sorted({fwd.listen if fwd.bind_address else f"localhost:{fwd.port}"
+                                    for fwd in tunnel.forwards if fwd.kind == "remote"}))
             entries.append(Entry(account, client, tunnel.name, key, opens, listens, any_open=dynamic))
     return entries
 
 
 def check_listen_conflicts(entries: list[Entry]) -> None:
-    """Two tunnels must not both declare the same remote listen on one server: only one session can hold it."""
-    seen: dict[tuple, Entry] = {}
+    """One remote forward port per server: only one session can hold it, and the reaper hands it by port."""
+    seen: dict[str, Entry] = {}
     for entry in entries:
         for listen in entry.listens:
-            address, dummy, port = listen.rpartition(":")
-            key = (address.strip("[]") if address.strip("[]") not in LOOPBACK else "", port)
-            other = seen.get(key)
+            port = listen.rpartition(":")[2]
+            other = seen.get(port)
             if other is not None and (other.client, other.tunnel) != (entry.client, entry.tunnel):
                 raise TunnelError(f"{entry.client}: remote_forwards",
-                                  f"tunnel {entry.tunnel} listens on {listen}, which tunnel {other.tunnel} of "
-                                  f"{other.client} already declares on this server")
-            seen[key] = entry
+                                  f"tunnel {entry.tunnel} listens on port {port} ({listen}), which tunnel "
+                                  f"{other.tunnel} of {other.client} already declares on this server")
+            seen[port] = entry
 
 
 def render_key_line(entry: Entry) -> str:

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import pwd
 import re
@@ -65,6 +66,7 @@ class ServerHost(TunnelHost):
     def __init__(self, module) -> None:
         super().__init__(module)
         self.sshd_reload = False
+        self.sshd_reloaded = False
         self.authorized: dict[str, list[str]] = {}
 
     def _read(self, path: str) -> str | None:
@@ -78,6 +80,11 @@ class ServerHost(TunnelHost):
         """One account's authorized_keys: our entries for MANAGED clients replaced, others' kept, foreign lines kept."""
         home = pwd.getpwnam(account).pw_dir
         path = os.path.join(home, ".ssh", "authorized_keys")
+        for candidate in (os.path.dirname(path), path):
+            # The account owns its home: never follow a link it made (to /etc/shadow, or /etc).
+            if os.path.islink(candidate):
+                self.module.fail_json(msg=f"accounts: {candidate} is a symbolic link; refusing to touch it",
+                                      field="accounts")
         current = self._read(path)
         foreign, ours = [], {}
         for line in (current or "").splitlines():
@@ -100,9 +107,16 @@ class ServerHost(TunnelHost):
         self._directory(os.path.dirname(path), 0o700, account, account)
         self._file(path, content, 0o600, account)
 
+    def dropin_accounts(self, path: str) -> set[str]:
+        """The accounts the drop-in restricts now: they keep being cleaned after they leave the declaration."""
+        return set(re.findall(r"^Match User (\S+)$", self._read(path) or "", re.MULTILINE))
+
     def sshd_dropin(self, path: str, content: str | None) -> None:
         """Write (or remove) the drop-in, validate sshd's whole config, and put the old one back if sshd objects."""
         main = self._read(SSHD_CONFIG) or ""
+        if content is not None and not fnmatch.fnmatch(path, "/etc/ssh/sshd_config.d/*.conf"):
+            self.module.fail_json(msg=f"sshd_dropin: {path} is not read by sshd: it must match "
+                                      "/etc/ssh/sshd_config.d/*.conf", field="sshd_dropin")
         if content is not None and not INCLUDE_RE.search(main):
             self.module.fail_json(msg=f"{SSHD_CONFIG} has no 'Include /etc/ssh/sshd_config.d/*.conf' line, so the "
                                       f"drop-in {path} would be ignored; add the line (Debian's default has it)")
@@ -130,6 +144,10 @@ class ServerHost(TunnelHost):
                 self._file(path, current, 0o644)
             self.module.fail_json(msg=f"sshd -t rejected the configuration with {path}, which was put back as it "
                                       f"was: {(err or out).strip()}", changed=False)
+        # Reload now: a run that stops later must not leave a validated drop-in that sshd never read.
+        self.reload_sshd()
+        self.sshd_reload = False
+        self.sshd_reloaded = True
 
     def reaper(self, accounts: list[str], enabled: bool) -> None:
         unit_path = f"{UNIT_DIR}/{REAPER_UNIT}"
@@ -178,31 +196,50 @@ class ServerHost(TunnelHost):
 
 def apply(module, params: dict) -> dict:
     host = ServerHost(module)
+    absent = params["state"] == "absent"
+    accounts = sorted(set(params["accounts"]))
     try:
         entries = parse_entries(params["entries"])
         check_listen_conflicts(entries)
+        check_entries(entries, accounts)
     except TunnelError as exc:
         module.fail_json(msg=str(exc), field=exc.field)
-    accounts = sorted(set(params["accounts"]) | {entry.account for entry in entries})
     for account in accounts:
-        if not USER_RE.fullmatch(account):
-            module.fail_json(msg=f"accounts: {account!r} is not a valid user name", field="accounts")
-        if not host._user_exists(account) and not module.check_mode:
+        if not USER_RE.fullmatch(account) or account == "root":
+            module.fail_json(msg=f"accounts: {account!r} is not a valid tunnel account name (root never is)",
+                             field="accounts")
+        if not host._user_exists(account) and not module.check_mode and not absent:
             module.fail_json(msg=f"accounts: the tunnel account {account} does not exist on this host", field="accounts")
-    absent = params["state"] == "absent"
+    # Accounts the drop-in restricted before but no longer named: their entries go too.
+    retired = sorted(host.dropin_accounts(params["sshd_dropin"]) - set(accounts))
     policies = account_policies(entries, accounts)
     dropin = None if absent else render_sshd_dropin(policies, params["client_alive_interval"],
                                                     params["client_alive_count_max"])
     host.sshd_dropin(params["sshd_dropin"], dropin)
     managed = set(params["managed_clients"]) if params["managed_clients"] is not None else None
     known = set(params["known_clients"]) if params["known_clients"] is not None else None
-    for account in accounts:
+    for account in accounts + retired:
         if not host._user_exists(account):
-            # Check mode before the account is created: everything for it is still to be written.
-            host.changed = True
+            # Check mode before the account is created (or absent where it never was): nothing to clean.
+            host.changed |= module.check_mode and not absent and account in accounts
             continue
-        host.authorized_keys(account, [e for e in entries if e.account == account], managed, known, remove_all=absent)
+        host.authorized_keys(account, [e for e in entries if e.account == account], managed, known,
+                             remove_all=absent or account in retired)
     host.reload_sshd()
     host.reaper(accounts, enabled=not absent and params["reaper"])
     return host.result(authorized=host.authorized, sshd_dropin=params["sshd_dropin"],
-                       sshd_reloaded=host.sshd_reload and not module.check_mode)
+                       sshd_reloaded=(host.sshd_reload or host.sshd_reloaded) and not module.check_mode)
+
+
+def check_entries(entries: list[Entry], accounts: list[str]) -> None:
+    """Every entry is for a declared tunnel account, and no key or label appears twice on one account."""
+    seen: dict[tuple, str] = {}
+    for index, entry in enumerate(entries):
+        if entry.account not in accounts:
+            raise TunnelError(f"entries[{index}].account", f"{entry.account} is not one of the tunnel accounts "
+                              f"({', '.join(accounts) or 'none'}); tunnels log in to dedicated accounts only")
+        for key in ((entry.account, entry.public_key), (entry.account, entry.label)):
+            if key in seen:
+                raise TunnelError(f"entries[{index}]", f"{entry.label} repeats {key[1][:40]} of {seen[key]} on "
+                                  f"account {entry.account}: sshd would use only the first line")
+            seen[key] = entry.label

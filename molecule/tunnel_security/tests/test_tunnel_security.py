@@ -305,7 +305,7 @@ def test_tunnel_info_reports_every_tunnel_healthy_with_live_probes():
     assert [f["probe"] for f in tunnels["socks"]["forwards"]] == ["SOCKS5 greeting answered"]
     server = labtest.run_module(labtest.container("bastion"), "netreach.tunnels.tunnel_info", {})
     listens = {entry["listen"]: entry["listening"] for entry in server["server_listens"]}
-    assert listens == {str(port): True for port in REVERSE_PORTS.values()}, server["server_listens"]
+    assert listens == {f"localhost:{port}": True for port in REVERSE_PORTS.values()}, server["server_listens"]
 
 
 def test_status_playbook_marks_a_stopped_tunnel_down_in_table_and_report(tmp_path):

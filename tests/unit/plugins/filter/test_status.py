@@ -25,16 +25,18 @@ def rows():
 
 def test_rows_come_from_the_hosts_that_ran_tunnel_info():
     got = rows()
-    assert [(row["host"], row["tunnel"], row["healthy"]) for row in got] == [("laptop", "news", True), ("laptop", "socks<x>", False)]
-    assert got[0]["uptime"] == "1h02m" and got[1]["uptime"] == "-"
-    assert got[1]["failing"] == ["dynamic 127.0.0.1:3128: Connection refused"]
+    assert [(row["host"], row["tunnel"], row["healthy"]) for row in got] == [
+        ("gone", "-", False), ("laptop", "news", True), ("laptop", "socks<x>", False), ("server", "-", False)]
+    assert got[0]["state"] == "unknown (no result)"
+    assert got[1]["uptime"] == "1h02m" and got[2]["uptime"] == "-"
+    assert got[2]["failing"] == ["dynamic 127.0.0.1:3128: Connection refused"]
 
 
 def test_table_marks_down_tunnels_and_counts_them():
     lines = tunnel_status_table(rows())
     assert lines[0].split() == ["host", "tunnel", "state", "uptime", "restarts", "failing", "forwards"]
-    assert "DOWN" in lines[2] and "DOWN" not in lines[1]
-    assert lines[-1] == "2 tunnels, 1 down"
+    assert "DOWN" in lines[3] and "DOWN" not in lines[2]
+    assert lines[-1] == "2 tunnels, 1 down, 2 hosts without a result"
 
 
 def test_html_is_self_contained_escaped_and_draws_down_tunnels_dashed():

@@ -38,7 +38,7 @@ def test_each_hop_gets_exactly_what_the_tunnel_asks_of_it():
     assert lines["seed"].startswith(f'restrict,port-forwarding,permitopen="newshost:22",permitlisten="{SENTINEL}" ')
     assert 'permitopen="newshost:119",permitopen="newshost:80"' in lines["third"]
     assert "permitopen" not in lines["socks"] and f'permitlisten="{SENTINEL}"' in lines["socks"]
-    assert f'permitopen="{SENTINEL}",permitlisten="2222"' in lines["reverse"]
+    assert f'permitopen="{SENTINEL}",permitlisten="localhost:2222"' in lines["reverse"]
     assert all(line.endswith(f"netreach-tunnel:laptop/{name}") for name, line in lines.items())
     (news,) = entries_for("newshost")
     assert news.tunnel == "seed" and news.opens == ("localhost:119",)
@@ -72,11 +72,14 @@ def test_two_tunnels_may_not_declare_one_remote_listen_on_a_server():
     with pytest.raises(TunnelError, match="already declares"):
         check_listen_conflicts(first + second)
     check_listen_conflicts(first + entries_for("bastion", [dict(TUNNELS[3], remote_forwards=["2223:h:22"])], client="b"))
+    elsewhere = entries_for("bastion", [dict(TUNNELS[3], remote_forwards=["10.0.0.2:2222:h:22"])], client="b")
+    with pytest.raises(TunnelError, match="port 2222"):
+        check_listen_conflicts(first + elsewhere)
 
 
 def test_sshd_dropin_restricts_each_account_to_the_union_of_its_entries():
     text = render_sshd_dropin(account_policies(entries_for("bastion"), ["tunnel", "spare"]), 15, 3)
-    assert "Match User tunnel\n    AllowTcpForwarding yes\n    PermitOpen any\n    PermitListen 2222\n    GatewayPorts no" in text
+    assert "Match User tunnel\n    AllowTcpForwarding yes\n    PermitOpen any\n    PermitListen localhost:2222\n    GatewayPorts no" in text
     assert "Match User spare\n    AllowTcpForwarding no\n    PermitOpen none\n    PermitListen none" in text
     for line in ("PermitTTY no", "X11Forwarding no", "AllowAgentForwarding no", "PermitTunnel no",
                  "ForceCommand /usr/sbin/nologin", "ClientAliveInterval 15", "ClientAliveCountMax 3"):
@@ -154,3 +157,15 @@ def test_check_mode_on_fresh_clients_skips_tunnels_whose_key_does_not_exist_yet(
     assert client_entries("laptop", declared, {}, {"wide": ""}, "bastion", skip_missing_keys=True) == []
     with pytest.raises(TunnelError):
         client_entries("laptop", declared, {}, {"wide": ""}, "bastion")
+
+
+def test_entries_must_use_a_declared_account_and_no_key_twice():
+    from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_server_apply import check_entries
+    entries = entries_for("bastion")
+    with pytest.raises(TunnelError, match="dedicated accounts only") as info:
+        check_entries(entries, ["other"])
+    assert info.value.field == "entries[0].account"
+    twice = entries_for("bastion", [TUNNELS[1]]) + entries_for("bastion", [TUNNELS[1]], client="clone")
+    with pytest.raises(TunnelError, match="sshd would use only the first line"):
+        check_entries(twice, ["tunnel"])
+    check_entries(entries, ["tunnel"])
