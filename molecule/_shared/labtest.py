@@ -5,9 +5,14 @@ lab's addresses, so a test never guesses an address and never sends traffic outs
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
+import time
+from collections.abc import Callable
+
+import testinfra
 
 
 def scenario() -> str:
@@ -17,6 +22,22 @@ def scenario() -> str:
 def container(short_name: str) -> str:
     """The container of a lab host: scenarios name their platforms <scenario>-<short name>."""
     return f"{scenario()}-{short_name}"
+
+
+@functools.cache
+def host(short_name: str):
+    """The testinfra host of a lab container, reached through the scenario's Molecule inventory."""
+    return testinfra.get_host(f"ansible://{container(short_name)}", ansible_inventory=os.environ["MOLECULE_INVENTORY_FILE"])
+
+
+def wait_until(probe: Callable[[], bool], timeout: float, interval: float = 0.5) -> float | None:
+    """Seconds until PROBE first held, or None if it did not hold within TIMEOUT seconds."""
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if probe():
+            return time.monotonic() - start
+        time.sleep(interval)
+    return None
 
 
 def network_name(segment: str) -> str:

@@ -8,6 +8,7 @@ from ansible.errors import AnsibleFilterError
 
 from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel import TunnelError, parse_hop
 from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_server import (
+    SERVER_ONLY_KEYS,
     check_listen_conflicts,
     client_entries,
     known_hosts_lines,
@@ -70,7 +71,7 @@ def tunnel_known_hosts(tunnel: dict, hostvars, inventory: list, defaults: dict |
 
 def tunnel_client_params(tunnel: dict) -> dict:
     """The tunnel declaration without the keys only the server end reads."""
-    return {key: value for key, value in tunnel.items() if key not in ("server_allow_dynamic",)}
+    return {key: value for key, value in tunnel.items() if key not in SERVER_ONLY_KEYS}
 
 
 class FilterModule:

@@ -1,31 +1,21 @@
 """What the demo proves, with real clients on the demo lab: the seed recipes work end to end."""
 from __future__ import annotations
 
-import functools
 import os
 import re
 import subprocess
-import time
 
 import labtest
-import testinfra
 
 NEWS_BANNER = "200 netreach news ready"
 PAGE = "netreach demo newshost page"
 
 
-@functools.cache
-def lab_host(name: str):
-    return testinfra.get_host(f"ansible://{labtest.container(name)}", ansible_inventory=os.environ["MOLECULE_INVENTORY_FILE"])
+lab_host = labtest.host
 
 
 def eventually(probe, timeout: float = 30.0) -> bool:
-    start = time.monotonic()
-    while time.monotonic() - start < timeout:
-        if probe():
-            return True
-        time.sleep(0.5)
-    return False
+    return labtest.wait_until(probe, timeout) is not None
 
 
 def test_news_banner_through_L12345_localhost_119():

@@ -19,8 +19,6 @@ import time
 
 import labtest
 import pytest
-import testinfra
-from testinfra.host import Host
 
 MODULE = "netreach.tunnels.nat_rules"
 INSIDE_PAGE = "netreach gateway-inside page on port 80"
@@ -30,9 +28,7 @@ SNAPSHOT = ("nft -s list ruleset; ls -la --time-style=+%s.%N /etc/netreach/nat /
             "cat /etc/netreach/nat/netreach.nft 2>&1; systemctl list-timers --all --no-legend 'netreach-*'")
 
 
-@functools.cache
-def lab_host(name: str) -> Host:
-    return testinfra.get_host(f"ansible://{labtest.container(name)}", ansible_inventory=os.environ["MOLECULE_INVENTORY_FILE"])
+lab_host = labtest.host
 
 
 @functools.cache
@@ -105,13 +101,7 @@ def our_table() -> str:
     return lab_host("gw").run("nft -s list table inet netreach").stdout
 
 
-def wait_until(probe, timeout: float, interval: float = 0.5) -> float | None:
-    start = time.monotonic()
-    while time.monotonic() - start < timeout:
-        if probe():
-            return time.monotonic() - start
-        time.sleep(interval)
-    return None
+wait_until = labtest.wait_until
 
 
 # --- traffic through the declared gateway -------------------------------------------------------------------

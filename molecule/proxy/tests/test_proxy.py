@@ -19,7 +19,6 @@ from pathlib import Path
 import jsonschema
 import labtest
 import pytest
-import testinfra
 from testinfra.host import Host
 
 PROXY_LOG = "/var/log/tinyproxy/tinyproxy.log"
@@ -34,9 +33,7 @@ OUR_FILES = [
 PIP = "python3 /opt/pip.whl/pip"
 
 
-@functools.cache
-def lab_host(name: str) -> Host:
-    return testinfra.get_host(f"ansible://{labtest.container(name)}", ansible_inventory=os.environ["MOLECULE_INVENTORY_FILE"])
+lab_host = labtest.host
 
 
 def client() -> Host:

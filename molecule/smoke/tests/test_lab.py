@@ -1,18 +1,15 @@
 """The lab proves itself: systemd, sshd key logins, nftables NAT and segment isolation on both images."""
 from __future__ import annotations
 
-import os
 
 import labtest
 import pytest
-import testinfra
 
 # Short names of the lab hosts (containers are named <scenario>-<short name>) and their Debian codenames.
 IMAGES = {"bookworm": "bookworm", "trixie": "trixie", "inside": "bookworm"}
 
 
-def lab_host(name: str):
-    return testinfra.get_host(f"ansible://{labtest.container(name)}", ansible_inventory=os.environ["MOLECULE_INVENTORY_FILE"])
+lab_host = labtest.host
 
 
 @pytest.mark.parametrize("name", sorted(IMAGES))

@@ -8,18 +8,14 @@ printed; molecule.yml makes pytest show it for passing tests too.
 """
 from __future__ import annotations
 
-import functools
 import os
 import subprocess
 import time
-from collections.abc import Callable
 
 import labtest
 import pytest
-import testinfra
 import yaml
 from sshprobe import Probe
-from testinfra.host import Host
 
 CLIENTS = ["client", "client13"]
 TUNNELS = ["web", "chain", "socks", "reverse"]
@@ -29,18 +25,10 @@ NEWS_BANNER = "200 netreach news ready"
 UP_TIMEOUT = 30.0
 
 
-@functools.cache
-def lab_host(name: str) -> Host:
-    return testinfra.get_host(f"ansible://{labtest.container(name)}", ansible_inventory=os.environ["MOLECULE_INVENTORY_FILE"])
+lab_host = labtest.host
 
 
-def wait_until(probe: Callable[[], bool], timeout: float, interval: float = 0.5) -> float | None:
-    start = time.monotonic()
-    while time.monotonic() - start < timeout:
-        if probe():
-            return time.monotonic() - start
-        time.sleep(interval)
-    return None
+wait_until = labtest.wait_until
 
 
 def reverse_answers(client: str) -> bool:

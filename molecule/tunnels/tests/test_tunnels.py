@@ -8,17 +8,15 @@ times are printed; molecule.yml makes pytest show them for passing tests too.
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import os
 import re
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import labtest
 import pytest
-import testinfra
 import yaml
 from testinfra.host import Host
 
@@ -34,9 +32,7 @@ UP_TIMEOUT = 20.0
 TUNNEL_SESSIONS = "'^sshd(-session)?: tunnel'"
 
 
-@functools.cache
-def lab_host(name: str) -> Host:
-    return testinfra.get_host(f"ansible://{labtest.container(name)}", ansible_inventory=os.environ["MOLECULE_INVENTORY_FILE"])
+lab_host = labtest.host
 
 
 def unit(tunnel: str) -> str:
@@ -48,14 +44,7 @@ def read_port(host: Host, port: int) -> str:
     return host.run(f"nc -w 3 127.0.0.1 {port} </dev/null").stdout
 
 
-def wait_until(probe: Callable[[], bool], timeout: float, interval: float = 0.5) -> float | None:
-    """Seconds until PROBE first held, or None if it did not hold within TIMEOUT seconds."""
-    start = time.monotonic()
-    while time.monotonic() - start < timeout:
-        if probe():
-            return time.monotonic() - start
-        time.sleep(interval)
-    return None
+wait_until = labtest.wait_until
 
 
 def wait_for_banner(client: str, port: int, tunnel: str, timeout: float = UP_TIMEOUT) -> float:
