@@ -30,3 +30,14 @@ if ! docker info >/dev/null 2>&1; then
     done
     docker info >/dev/null 2>&1 || { echo "dockerd did not come up: see /var/log/dockerd.log" >&2; exit 1; }
 fi
+
+# Every lab container runs systemd as root of the host's user namespace, and each systemd takes several inotify
+# instances: the kernel's default of 128 per user runs out at about 20 containers (systemd then logs "Failed to
+# create inotify object: Too many open files" and its boot never finishes). Raise it for the running kernel.
+for setting in fs.inotify.max_user_instances=8192 fs.inotify.max_user_watches=1048576; do
+    name=${setting%%=*} wanted=${setting#*=}
+    if (( $(sysctl -n "${name}") < wanted )); then
+        sysctl -q -w "${setting}" || { echo "cannot raise ${name} to ${wanted} (needed by the lab)" >&2; exit 1; }
+        echo "raised ${name} to ${wanted}"
+    fi
+done

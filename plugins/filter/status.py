@@ -44,6 +44,38 @@ def tunnel_status_rows(hostvars, hosts: list, variable: str = "status_tunnels") 
     return rows
 
 
+def gateway_forward_rows(hostvars, hosts: list, variable: str = "gateway_result") -> list[dict]:
+    """One row per declared port forward (gateway_port_forwards) of each of HOSTS, with whether the kernel's
+    table matched the declaration: the registered check-mode result VARIABLE of the gateway role."""
+    rows = []
+    for host in sorted(set(hosts)):
+        if host not in hostvars:
+            continue
+        result = hostvars[host].get(variable)
+        if not isinstance(result, dict) or "changed" not in result or result.get("failed"):
+            state, in_sync = "unknown (no result)", False
+        elif result["changed"]:
+            state, in_sync = "drifted (a run would change the table)", False
+        else:
+            state, in_sync = "applied", True
+        for forward in hostvars[host].get("gateway_port_forwards") or []:
+            rows.append({"gateway": host, "proto": forward.get("proto", "tcp"), "port": str(forward.get("port")),
+                         "to": str(forward.get("to")), "in_interface": forward.get("in_interface") or "",
+                         "state": state, "in_sync": in_sync})
+    return rows
+
+
+def gateway_forward_table(rows: list) -> list[str]:
+    """Text lines for the gateways' port forwards, or none without gateways."""
+    if not rows:
+        return []
+    cells = [("gateway", "forward", "state")] + [
+        (row["gateway"], f"{row['proto']} {row['port']}" + (f" on {row['in_interface']}" if row["in_interface"] else "")
+         + f" -> {row['to']}", row["state"]) for row in rows]
+    widths = [max(len(line[i]) for line in cells) for i in range(3)]
+    return ["  ".join(value.ljust(widths[i]) for i, value in enumerate(line)).rstrip() for line in cells]
+
+
 def tunnel_status_table(rows: list) -> list[str]:
     cells = [COLUMNS] + [(row["host"], row["tunnel"], row["state"] + ("" if row["healthy"] else " (DOWN)"),
                           row["uptime"], str(row["restarts"]), "; ".join(row["failing"]) or "-") for row in rows]
@@ -53,6 +85,11 @@ def tunnel_status_table(rows: list) -> list[str]:
     down = sum(1 for row in rows if not row["healthy"]) - unknown
     summary = f"{len(rows) - unknown} tunnels, {down} down"
     return lines + [summary + (f", {unknown} hosts without a result" if unknown else "")]
+
+
+def _box(cx, cy, name) -> str:
+    return (f'<rect x="{cx - 90}" y="{cy - 16}" width="180" height="32" rx="6" fill="#eef" stroke="#557"/>'
+            f'<text x="{cx}" y="{cy + 4}" text-anchor="middle">{html.escape(str(name)[:28])}</text>')
 
 
 def _svg(rows: list, port_forwards: list) -> str:
@@ -73,8 +110,12 @@ def _svg(rows: list, port_forwards: list) -> str:
             edges.append((first, second, row["tunnel"], row["healthy"]))
         for fwd in row["forwards"]:
             if fwd.get("kind") == "local" and fwd.get("target"):
-                place("target", fwd["target"])
-                edges.append((("server", row["server"]), ("target", fwd["target"]), f"-L {fwd['listen']}", row["healthy"]))
+                # A target on the server's own loopback is that server's, not one shared box "localhost:PORT".
+                target = fwd["target"]
+                if target.rsplit(":", 1)[0].strip("[]") in ("localhost", "127.0.0.1", "::1"):
+                    target = f"{row['server']}: {target}"
+                place("target", target)
+                edges.append((("server", row["server"]), ("target", target), f"-L {fwd['listen']}", row["healthy"]))
             elif fwd.get("kind") == "dynamic":
                 place("target", "any (SOCKS)")
                 edges.append((("server", row["server"]), ("target", "any (SOCKS)"), f"-D {fwd['listen']}", row["healthy"]))
@@ -84,7 +125,8 @@ def _svg(rows: list, port_forwards: list) -> str:
                               f"-R {fwd['listen']}", row["healthy"]))
     x = {"client": 110, "jump": 360, "server": 610, "target": 860}
     position = {(kind, name): (x[kind], 70 + 60 * index) for kind, names in columns.items() for index, name in enumerate(names)}
-    height = 100 + 60 * max([len(names) for names in columns.values()] + [1]) + 40 * len(port_forwards)
+    base = 100 + 60 * max([len(names) for names in columns.values()] + [1])
+    height = base + (60 + 60 * len(port_forwards) if port_forwards else 0)
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="1000" height="{height}" font-family="sans-serif" font-size="12">']
     for kind, title in (("client", "clients"), ("jump", "jump hosts"), ("server", "servers"), ("target", "targets")):
         parts.append(f'<text x="{x[kind]}" y="30" text-anchor="middle" font-weight="bold">{title}</text>')
@@ -95,14 +137,38 @@ def _svg(rows: list, port_forwards: list) -> str:
         parts.append(f'<text x="{(x1 + x2) / 2}" y="{(y1 + y2) / 2 - 4}" text-anchor="middle">'
                      f'{html.escape(label)}{"" if healthy else " (down)"}</text>')
     for (kind, name), (cx, cy) in position.items():
-        parts.append(f'<rect x="{cx - 90}" y="{cy - 16}" width="180" height="32" rx="6" fill="#eef" stroke="#557"/>')
-        parts.append(f'<text x="{cx}" y="{cy + 4}" text-anchor="middle">{html.escape(name[:28])}</text>')
-    base = 100 + 60 * max([len(names) for names in columns.values()] + [1])
-    for index, forward in enumerate(port_forwards):
-        text = f"gateway {forward.get('gateway')}: {forward.get('proto', 'tcp')} {forward.get('port')} -> {forward.get('to')}"
-        parts.append(f'<text x="20" y="{base + 40 * index}">{html.escape(text)}</text>')
+        parts.append(_box(cx, cy, name))
+    if port_forwards:
+        # Gateway port forwards: connections to the gateway's port -> the gateway -> the inside target.
+        parts.append(f'<text x="20" y="{base + 10}" font-weight="bold">gateway port forwards: '
+                     'connections to the port -> gateway -> target</text>')
+        for index, forward in enumerate(port_forwards):
+            y = base + 50 + 60 * index
+            healthy = forward.get("in_sync", True)
+            style = 'stroke="#2a7" stroke-width="2"' if healthy else 'stroke="#d22" stroke-width="2" stroke-dasharray="6,4"'
+            interface = f" on {forward['in_interface']}" if forward.get("in_interface") else ""
+            source = f"{forward.get('proto', 'tcp')} {forward.get('port')}{interface}"
+            for (x1, x2) in ((x["client"], x["server"]), (x["server"], x["target"])):
+                parts.append(f'<line x1="{x1 + 90}" y1="{y}" x2="{x2 - 90}" y2="{y}" {style}/>')
+            parts.append(f'<text x="{(x["server"] + x["target"]) / 2}" y="{y - 4}" text-anchor="middle">DNAT'
+                         f'{"" if healthy else " (" + html.escape(str(forward.get("state", "not applied"))) + ")"}</text>')
+            parts.extend((_box(x["client"], y, source), _box(x["server"], y, f"gateway {forward.get('gateway')}"),
+                          _box(x["target"], y, str(forward.get("to")))))
     parts.append("</svg>")
     return "\n".join(parts)
+
+
+def _forward_table(port_forwards: list) -> list[str]:
+    if not port_forwards:
+        return []
+    lines = ["<h2>gateway port forwards</h2>", "<table><tr><th>gateway</th><th>forward</th><th>to</th><th>state</th></tr>"]
+    for forward in port_forwards:
+        healthy = forward.get("in_sync", True)
+        interface = f" on {forward['in_interface']}" if forward.get("in_interface") else ""
+        lines.append("<tr" + ("" if healthy else ' class="down"') + ">" + "".join(f"<td>{html.escape(str(cell))}</td>" for cell in (
+            forward.get("gateway"), f"{forward.get('proto', 'tcp')} {forward.get('port')}{interface}", forward.get("to"),
+            forward.get("state", "declared"))) + "</tr>")
+    return lines + ["</table>"]
 
 
 def tunnel_status_html(rows: list, port_forwards: list | None = None, title: str = "netreach tunnels") -> str:
@@ -125,7 +191,7 @@ def tunnel_status_html(rows: list, port_forwards: list | None = None, title: str
         f"<h1>{html.escape(title)}</h1>", f"<p>{len(rows)} tunnels, {down} down; generated {now}.</p>",
         _svg(rows, port_forwards),
         "<table><tr>" + "".join(f"<th>{name}</th>" for name in COLUMNS + ("last error",)) + "</tr>",
-        *body, "</table></body></html>", "",
+        *body, "</table>", *_forward_table(port_forwards), "</body></html>", "",
     ])
 
 
@@ -135,4 +201,6 @@ class FilterModule:
             "tunnel_status_rows": tunnel_status_rows,
             "tunnel_status_table": tunnel_status_table,
             "tunnel_status_html": tunnel_status_html,
+            "gateway_forward_rows": gateway_forward_rows,
+            "gateway_forward_table": gateway_forward_table,
         }

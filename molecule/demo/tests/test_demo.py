@@ -37,6 +37,26 @@ def test_web_page_through_the_corporate_HTTP_proxy_from_a_login_shell():
     assert labtest.container("newshost") in log, "the proxy did not log the request"
 
 
+def test_gateway_DNAT_8080_brings_the_outside_to_newshosts_page_with_its_own_address():
+    outside = lab_host("outside")
+    assert eventually(lambda: PAGE in outside.run("curl -s -m 5 http://10.77.1.254:8080/").stdout)
+    seen = labtest.journal(lab_host("newshost"), "netreach-lab-web")
+    assert "10.77.1.30 " in seen, "newshost did not see the outside host's own address"
+
+
+def test_gateway_masquerade_shows_the_gateways_address_to_the_outside():
+    page = lab_host("newshost").run("curl -s -m 5 http://10.77.1.30/").stdout
+    assert "you are 10.77.1.254" in page, page
+
+
+def test_gateway_forwards_nothing_undeclared_to_the_inside():
+    # The outside host routes 10.77.2.0/24 via the gateway; only the declared DNAT may pass.
+    outside = lab_host("outside")
+    direct = outside.run("curl -s -m 3 -o /dev/null -w '%{http_code}' http://10.77.2.20:80/")
+    assert direct.stdout in ("", "000") and direct.rc != 0, "the gateway forwarded an undeclared connection"
+    assert outside.run("nc -z -w 3 10.77.2.20 119").rc != 0
+
+
 def test_status_playbook_reports_every_tunnel_up_and_writes_the_report():
     report = os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "build", "demo-status.html")
     completed = subprocess.run(
@@ -44,8 +64,10 @@ def test_status_playbook_reports_every_tunnel_up_and_writes_the_report():
          "-e", f"status_report={report}"], capture_output=True, text=True, timeout=300, check=False)
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-2000:]
     row = re.compile(r"^\s*- '?((host +tunnel .*)|(\S+ +\S+ +(active|activating|inactive|failed|deactivating).*)|"
-                     r"(\d+ tunnels, \d+ down))'?$")
+                     r"(\d+ tunnels, \d+ down)|(gateway +forward +state)|(\S+ +(tcp|udp) \d.*))'?$")
     table = [match.group(1) for match in map(row.match, completed.stdout.splitlines()) if match]
     print("\nstatus table:\n" + "\n".join(table) + f"\nHTML report: {report}")
     assert "2 tunnels, 0 down" in completed.stdout, completed.stdout[-3000:]
-    assert "<svg" in open(report, encoding="utf-8").read()
+    assert re.search(r"demo-gateway +tcp 8080 on wan0 -> 10.77.2.20:80 +applied", completed.stdout), completed.stdout[-3000:]
+    page = open(report, encoding="utf-8").read()
+    assert "<svg" in page and "gateway demo-gateway" in page

@@ -3,6 +3,8 @@ from __future__ import annotations
 import re
 
 from ansible_collections.netreach.tunnels.plugins.filter.status import (
+    gateway_forward_rows,
+    gateway_forward_table,
     tunnel_status_html,
     tunnel_status_rows,
     tunnel_status_table,
@@ -44,4 +46,42 @@ def test_html_is_self_contained_escaped_and_draws_down_tunnels_dashed():
     assert "<svg" in page and "socks&lt;x&gt;" in page and "socks<x>" not in page
     assert not re.search(r'(src|href)="(https?:)?//', page), "the report loads something at view time"
     assert 'stroke-dasharray' in page and "(down)" in page
-    assert "gateway gw: tcp 8080 -&gt; 10.0.0.5:80" in page
+    assert "<td>gw</td><td>tcp 8080</td><td>10.0.0.5:80</td><td>declared</td>" in page
+
+
+GATEWAYS = {
+    "gw1": {"gateway_result": {"changed": False}, "gateway_port_forwards": [
+        {"proto": "tcp", "port": 8080, "to": "10.0.0.5:80", "in_interface": "eth0"}, {"port": "5000-5002", "to": "10.0.0.6"}]},
+    "gw2": {"gateway_result": {"changed": True}, "gateway_port_forwards": [{"port": 443, "to": "[fd00::5]:8443"}]},
+    "gw3": {"gateway_port_forwards": [{"port": 22, "to": "10.0.0.7"}]},
+    "gw4": {"gateway_result": {"changed": False, "failed": True, "msg": "boom"}, "gateway_port_forwards": [{"port": 1, "to": "10.0.0.8"}]},
+}
+
+
+def test_gateway_rows_tell_applied_drifted_and_unknown_apart():
+    got = gateway_forward_rows(GATEWAYS, ["gw4", "gw3", "gw2", "gw1", "not-in-inventory"])
+    assert [(row["gateway"], row["port"], row["state"].split()[0], row["in_sync"]) for row in got] == [
+        ("gw1", "8080", "applied", True), ("gw1", "5000-5002", "applied", True), ("gw2", "443", "drifted", False),
+        ("gw3", "22", "unknown", False), ("gw4", "1", "unknown", False)]
+    assert got[1]["proto"] == "tcp" and got[1]["in_interface"] == ""
+
+
+def test_gateway_table_and_report_show_each_forward_and_mark_drift():
+    got = gateway_forward_rows(GATEWAYS, ["gw1", "gw2"])
+    lines = gateway_forward_table(got)
+    assert lines[0].split() == ["gateway", "forward", "state"]
+    assert lines[1].split()[:6] == ["gw1", "tcp", "8080", "on", "eth0", "->"] and lines[1].endswith("applied")
+    assert "drifted" in lines[3]
+    assert gateway_forward_table([]) == []
+    page = tunnel_status_html(rows(), got)
+    assert page.count('<tr class="down"><td>gw2</td>') == 1 and "<td>gw1</td><td>tcp 8080 on eth0</td>" in page
+    assert "gateway gw2" in page and "DNAT (drifted" in page
+
+
+def test_loopback_targets_belong_to_their_server():
+    result = {"tunnels": [
+        {"name": name, "state": "active", "healthy": True, "server": server, "jump_hosts": [], "forwards": [
+            {"kind": "local", "listen": port, "target": "localhost:119"}]}
+        for name, server, port in (("a", "news1", "1119"), ("b", "news2", "2119"))]}
+    page = tunnel_status_html(tunnel_status_rows({"laptop": {"status_tunnels": result}}, ["laptop"]))
+    assert ">news1: localhost:119<" in page and ">news2: localhost:119<" in page
