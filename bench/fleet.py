@@ -176,9 +176,15 @@ def report(results: list[dict]) -> None:
                   f"({'met' if worst <= RATIO_TARGET else 'NOT met'}).",
               "- Ping floor with one fork per host instead of " + str(FORKS) + ": " + ", ".join(
                   f"{row['hosts']} hosts {row['ping_one_fork_per_host_s']:.1f} s" for row in results) + ".",
+              "- Where the rerun goes: every client runs " + ", ".join(sorted({f"{row['tasks_per_client']:g}" for row in results}))
+              + " tasks against ping's one, and a round of one task over the fleet costs about what the ping floor "
+              "does: rerun / tasks per client = " + ", ".join(
+                  f"{row['rerun_s'] / row['tasks_per_client']:.1f} s" for row in results) + " against the floor's " +
+              ", ".join(f"{row['ping_s']:.1f} s" for row in results) + ". The ratio follows the task count, "
+              "not slow modules.",
               "- Load average (1 min) when each converge started: " + ", ".join(
                   f"{row['hosts']} hosts {row['load_average_1m']:g}" for row in results) +
-              " (other engineers' Molecule scenarios share the 2 cores)."]
+              " (other Molecule scenarios, this branch's fleet scenario among them, shared the 2 cores)."]
     print("\n".join(lines))
     write_section("Fleet: site.yml on 5 to 30 hosts",
                   f"`bench/fleet.py`, {time.strftime('%Y-%m-%d')}: for each size a fresh lab (a bastion, a target "
