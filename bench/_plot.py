@@ -46,7 +46,9 @@ class Scale:
                 self.hi = self.lo * 10
         else:
             self.lo = 0.0
-            self.hi = nice_ceiling(max([v for v in values if v is not None] + [1e-9]) * 1.12)
+            top = max([v for v in values if v is not None] + [1e-9]) * 1.12
+            self.step = nice_ceiling(top / 5)
+            self.hi = self.step * math.ceil(top / self.step - 1e-9)
 
     def __call__(self, value: float) -> float:
         if self.log:
@@ -60,8 +62,7 @@ class Scale:
         if self.log:
             exponents = range(round(math.log10(self.lo)), round(math.log10(self.hi)) + 1)
             return [10.0 ** e for e in exponents]
-        step = nice_ceiling(self.hi / 5)
-        return [step * i for i in range(int(round(self.hi / step)) + 1)]
+        return [self.step * i for i in range(int(round(self.hi / self.step)) + 1)]
 
 
 def nice_ceiling(value: float) -> float:

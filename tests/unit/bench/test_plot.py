@@ -95,7 +95,7 @@ def test_hbar_chart_escapes_labels_and_orders_lengths():
     root = parse(svg)
     assert {"a<b", "c & d", "100", "300", "0.95x", "Throughput <MB/s> & more"} <= set(texts(root))
     short, long_ = bars(root)
-    assert float(long_.get("width")) == pytest.approx(3 * float(short.get("width")), abs=0.2)
+    assert float(long_.get("width")) == pytest.approx(3 * float(short.get("width")), abs=0.3)
     assert long_.get("fill") != short.get("fill")
 
 
