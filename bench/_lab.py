@@ -10,6 +10,45 @@ import time
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
+def create_network(name: str, internal: bool = False) -> None:
+    subprocess.run(["docker", "network", "create", "--label", "netreach.lab=1", *(["--internal"] if internal else []), name],
+                   check=True, capture_output=True)
+
+
+def start_container(name: str, networks: list[str], label: str, image: str = "netreach-lab:bookworm") -> None:
+    """A lab container booting systemd (options of shared/LAB.md), on NETWORKS, labelled with the benchmark's LABEL."""
+    subprocess.run(["docker", "run", "-d", "--name", name, "--hostname", name, "--network", networks[0],
+                    "--label", "netreach.lab=1", "--label", f"netreach.lab.scenario={label}",
+                    "--cap-add", "SYS_ADMIN", "--cap-add", "NET_ADMIN", "--cap-add", "NET_RAW",
+                    "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
+                    "--cgroupns", "host", "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw", "--tmpfs", "/run",
+                    "--tmpfs", "/run/lock", "--tmpfs", "/tmp", "-e", "container=docker", image],
+                   check=True, capture_output=True)
+    for network in networks[1:]:
+        subprocess.run(["docker", "network", "connect", network, name], check=True, capture_output=True)
+
+
+def wait_booted(names: list[str], timeout: float = 300) -> None:
+    """Wait until systemd in every container has finished booting (TIMEOUT seconds for all: a loaded machine
+    boots many containers slowly)."""
+    deadline = time.monotonic() + timeout
+    for name in names:
+        state = ""
+        while time.monotonic() < deadline:
+            state = subprocess.run(["docker", "exec", name, "systemctl", "is-system-running"],
+                                   capture_output=True, text=True).stdout.strip()
+            if state in ("running", "degraded"):
+                break
+            time.sleep(1)
+        else:
+            jobs = subprocess.run(["docker", "exec", name, "systemctl", "list-jobs", "--no-pager"],
+                                  capture_output=True, text=True)
+            status = subprocess.run(["docker", "inspect", "--format", "{{.State.Status}} {{.State.ExitCode}}", name],
+                                    capture_output=True, text=True).stdout.strip()
+            raise RuntimeError(f"{name}: systemd did not finish booting within {timeout:.0f} s (state {state!r}, "
+                               f"container {status}): {jobs.stdout}{jobs.stderr}")
+
+
 class Lab:
     """A client and a server container from the lab image on a docker network of the benchmark's own."""
 
@@ -26,21 +65,10 @@ class Lab:
 
     def start(self) -> None:
         self.stop()
-        subprocess.run(["docker", "network", "create", "--label", "netreach.lab=1", self.network],
-                       check=True, capture_output=True)
+        create_network(self.network)
         for name in (self.client, self.server):
-            subprocess.run(["docker", "run", "-d", "--name", name, "--hostname", name, "--network", self.network,
-                            "--label", "netreach.lab=1", "--label", f"netreach.lab.scenario={self.label}",
-                            "--cap-add", "SYS_ADMIN", "--cap-add", "NET_ADMIN", "--cap-add", "NET_RAW",
-                            "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
-                            "--cgroupns", "host", "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw", "--tmpfs", "/run",
-                            "--tmpfs", "/run/lock", "--tmpfs", "/tmp", "-e", "container=docker",
-                            "netreach-lab:bookworm"], check=True, capture_output=True)
-        for name in (self.client, self.server):
-            for _ in range(60):
-                if self.sh(name, "systemctl is-system-running || true", check=False).strip() in ("running", "degraded"):
-                    break
-                time.sleep(1)
+            start_container(name, [self.network], self.label)
+        wait_booted([self.client, self.server])
 
     def stop(self) -> None:
         subprocess.run(["docker", "rm", "-f", self.client, self.server], capture_output=True)

@@ -22,6 +22,9 @@ import sys
 import tempfile
 import time
 
+import plots
+from _lab import save_results
+
 CONTAINER = "bench-natgw"
 IMAGE = "netreach-lab:bookworm"
 SECTION = "## NAT: 1,000 forwards"
@@ -106,6 +109,12 @@ def main() -> None:
         finally:
             docker("rm", "-f", CONTAINER, check=False)
     write_report(args, figures)
+    save_results("nat", {
+        "rules": args.rules, "iptables_rules": args.iptables_rules, "date": time.strftime("%Y-%m-%d"),
+        "seconds": {name: round(figures[name][0], 1) for name in ("nat_first", "nat_rerun", "ipt_first", "ipt_rerun")},
+        "recap": {name: figures[name][1] for name in ("nat_first", "nat_rerun", "ipt_first", "ipt_rerun")},
+        "loaded": {"nat_rules": figures["nat_rules_loaded"], "iptables": figures["ipt_rules_loaded"]}})
+    plots.nat()
 
 
 def write_report(args, figures: dict) -> None:
@@ -124,6 +133,8 @@ def write_report(args, figures: dict) -> None:
         f"`bench/nat_bench.py --rules {n} --iptables-rules {m}`, {time.strftime('%Y-%m-%d')}: {n:,} TCP port forwards "
         "on one lab gateway (netreach-lab:bookworm, systemd) over the community.docker.docker connection, the same "
         "for both. A 2-core machine shared with other lab runs, so figures are noisy.",
+        "",
+        "![NAT: nat_rules vs an iptables loop, first run and no-op rerun (log scale)](plots/nat.svg)",
         "",
         "| run | nat_rules (one task) | ansible.builtin.iptables loop | speed-up |",
         "|---|---|---|---|",

@@ -22,6 +22,7 @@ import statistics
 import sys
 import time
 
+import plots
 from _lab import Lab, save_results, write_section
 
 TRIALS = int(os.environ.get("TRIALS", "5"))
@@ -163,12 +164,15 @@ def main() -> int:
         if not os.environ.get("KEEP_LAB"):
             LAB.stop()
     save_results("tunnel_recovery", {"trials": TRIALS, "results": results})
+    plots.recovery()
     titles = {"kill": "session killed on the server", "cut": "30 s network cut, after the heal",
               "sshd": "sshd restarted on the server", "blackhole": "dead-link detection (flow black-holed)"}
     lines = ["| fault | " + " | ".join(PORTS) + " |", "|---|" + "---|" * len(PORTS)]
     for fault, by_name in results.items():
         lines.append(f"| {titles[fault]} | " + " | ".join(summary(by_name[name]) for name in PORTS) + " |")
     print("\n".join(lines))
+    lines = ["![Recovery per fault, netreach vs the baselines (log scale)](plots/recovery.svg)",
+             "![Dead-link detection, netreach vs the baselines](plots/dead-link.svg)", ""] + lines
     write_section("Tunnel recovery", f"Median of {TRIALS} trials (`bench/tunnel_recovery.py`, raw figures in "
                   "`bench/results/tunnel_recovery.json`); time until the banner is read through the tunnel again, "
                   "or for dead-link detection until the tunnel's ssh exits.", lines)

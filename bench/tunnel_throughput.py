@@ -12,6 +12,7 @@ import statistics
 import sys
 import time
 
+import plots
 from _lab import Lab, save_results, write_section
 
 SIZE_MB = int(os.environ.get("SIZE_MB", "256"))
@@ -64,6 +65,8 @@ def main() -> int:
     print(f"default cipher {default}: rank {rank} of {len(ranked)}")
     save_results("tunnel_throughput", {"size_mb": SIZE_MB, "trials": TRIALS, "mb_per_s": rows, "default_cipher": default,
                                        "default_cipher_rank": rank})
+    plots.throughput()
+    lines = ["![Throughput per path and cipher](plots/throughput.svg)", ""] + lines
     write_section("Tunnel throughput", f"{SIZE_MB} MB of zeros sent with nc from client to server container, median "
                   f"of {TRIALS} (`bench/tunnel_throughput.py`). The netreach tunnel uses ssh's default cipher "
                   f"({default}), which ranks {rank} of {len(ranked)} among the ciphers measured here.", lines)

@@ -94,6 +94,8 @@ def run_module(host: str, module: str, args: dict, timeout: int = 120) -> dict:
     return document["plays"][0]["tasks"][0]["hosts"][host]
 
 
-def run_playbook(playbook: str, *options: str, timeout: int = 600) -> dict:
-    """Run PLAYBOOK (a path or a collection playbook name) against the lab; the json callback's stats per host."""
-    return _ansible_json(["ansible-playbook", playbook, *options], timeout)["stats"]
+def run_playbook(playbook: str, *options: str, timeout: int = 600, document: bool = False) -> dict:
+    """Run PLAYBOOK (a path or a collection playbook name) against the lab; the json callback's stats per host
+    (or with DOCUMENT its whole result: plays, tasks and stats)."""
+    result = _ansible_json(["ansible-playbook", playbook, *options], timeout)
+    return result if document else result["stats"]
