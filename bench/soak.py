@@ -63,7 +63,7 @@ def report(figures: dict, wall: float) -> list[str]:
         + ", ".join(f"{port} {count['ok']}/{count['failed']}" for port, count in sorted(restarts["requests"].items()))
         + ".",
         f"- Whole `molecule test -s soak` with SOAK=1: {wall / 60:.0f} min on the 2-core machine, shared with "
-        "other lab runs (recovery times include the backoff helper's waits: a tunnel killed again within 10 s of "
+        "other lab runs (recovery times include the backoff helper's waits: a tunnel killed again within 15 s of "
         "its last start waits 1 to 2 s plus up to 1 s of jitter).",
     ]
     return lines
