@@ -98,7 +98,9 @@ options:
   ip_forward:
     description:
       - Set C(net.ipv4.ip_forward) and C(net.ipv6.conf.all.forwarding) at runtime and in
-        C(/etc/sysctl.d/90-netreach-nat.conf). Left alone when not given.
+        C(/etc/sysctl.d/90-netreach-nat.conf).
+      - When not given, the running values are left alone, and a C(/etc/sysctl.d/90-netreach-nat.conf) written by
+        an earlier run is removed (the declaration no longer asks for it at boot).
     type: bool
   persist:
     description: Make the confirmed table the one that boots (C(netreach-nat.service)). C(false) removes the boot state.
