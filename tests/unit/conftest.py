@@ -1,0 +1,8 @@
+"""Hypothesis settings for every unit test: what the properties check is correctness, never speed. On a loaded
+2-core CI machine the default per-example deadline and the "too slow" health check fail correct code."""
+from __future__ import annotations
+
+from hypothesis import HealthCheck, settings
+
+settings.register_profile("netreach", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("netreach")
