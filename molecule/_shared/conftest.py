@@ -1,0 +1,12 @@
+"""Every scenario's verify step also collects test_secrets_audit.py from here (the base config adds it)."""
+from __future__ import annotations
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+
+def pytest_collection_modifyitems(items):
+    """Run the secrets audit after the scenario's own tests, so it also sees what their ad hoc runs wrote and logged."""
+    items.sort(key=lambda item: os.path.basename(str(item.fspath)) == "test_secrets_audit.py")
