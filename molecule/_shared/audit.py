@@ -44,9 +44,11 @@ def spellings(secret: str) -> set[str]:
             base64.b64encode(secret.encode()).decode().rstrip("=")}
 
 
-def key_material(text: str) -> list[str]:
+def key_material(text: str, public: str = "") -> list[str]:
     """The secret lines of a private key file: the base64 body of a PEM or OpenSSH key, the Private-Lines of a
-    PuTTY key. Lines too short to be told apart from other base64 are left out; no lines at all if TEXT holds no
+    PuTTY key. Lines too short to be told apart from other base64 are left out, and so are lines that are part of
+    PUBLIC (the key's .pub): an OpenSSH private key file holds its public key too, and a line of it that lines up
+    with the .pub's base64 shows up, rightly, in known_hosts and authorized_keys. No lines at all if TEXT holds no
     private key."""
     lines = [line.strip() for line in text.splitlines()]
     body: list[str] = []
@@ -61,7 +63,7 @@ def key_material(text: str) -> list[str]:
         elif line.startswith("Private-Lines:"):
             count = int(line.split(":", 1)[1])
             body += lines[index + 1:index + 1 + count]
-    return [line for line in body if len(line) >= MIN_KEY_LINE]
+    return [line for line in body if len(line) >= MIN_KEY_LINE and line not in public]
 
 
 def is_private_key(text: str) -> bool:

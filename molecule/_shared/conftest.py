@@ -5,6 +5,9 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
+# The captured output is what the scenario's playbooks printed (create to idempotence). The verify step's own ansible
+# runs stay out of it: testinfra starts by dumping the whole inventory, lab secrets included, through ansible-inventory.
+os.environ.pop("ANSIBLE_LOG_PATH", None)
 
 
 def pytest_collection_modifyitems(items):

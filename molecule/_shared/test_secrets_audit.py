@@ -53,8 +53,12 @@ for top in request["searched"]:
                     user = pwd.getpwuid(st.st_uid).pw_name
                 except KeyError:
                     user = str(st.st_uid)
+                public = ""
+                if key and os.path.isfile(path + ".pub"):
+                    with open(path + ".pub", encoding="utf-8", errors="replace") as handle:
+                        public = handle.read()
                 found.append({"path": path, "mode": st.st_mode, "user": user, "needles": hits,
-                              "text": data.decode("utf-8", "replace") if key else ""})
+                              "text": data.decode("utf-8", "replace") if key else "", "public": public})
 homes = {e.pw_name: e.pw_dir for e in pwd.getpwall() if e.pw_dir == "/root" or e.pw_dir.startswith("/home/")}
 units = subprocess.run(["systemctl", "list-units", "--all", "--plain", "--no-legend", "--no-pager", "netreach-tunnel@*"],
                        stdout=subprocess.PIPE, universal_newlines=True).stdout.split()
@@ -129,7 +133,7 @@ def needles() -> dict[str, str]:
             found[spelling] = f"password #{number}"
     for container, findings in host_findings().items():
         for item in findings["found"]:
-            for line in audit.key_material(item["text"]):
+            for line in audit.key_material(item["text"], item["public"]):
                 found[line] = f"private key {container}:{item['path']}"
     return found
 

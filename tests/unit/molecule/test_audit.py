@@ -65,6 +65,13 @@ def test_every_line_of_a_private_key_body_is_a_needle():
     assert audit.key_material("no key here\n") == []
 
 
+def test_lines_of_the_public_key_are_no_needles():
+    key = private_key()
+    lines = audit.key_material(key)
+    public = "ssh-ed25519 " + lines[0] + " comment\n"
+    assert audit.key_material(key, public) == lines[1:]
+
+
 def test_putty_private_lines_are_needles_and_public_lines_are_not():
     ppk = ("PuTTY-User-Key-File-3: ssh-ed25519\nEncryption: none\nComment: lab\nPublic-Lines: 2\n"
            "AAAAC3NzaC1lZDI1NTE5AAAAIPublicPublicPublicPublic\nAAAApublicpublicpublicpublicpublic\n"
