@@ -82,12 +82,13 @@ def find_leaks(text: str, needles: dict[str, str], where: str) -> list[str]:
     return leaks
 
 
-def expected_owner(path: str, homes: dict[str, str], tunnel_users: dict[str, str]) -> str:
-    """Who must own a file that holds a secret: the run_as user of the tunnel whose directory holds it, the user
-    whose home holds it, root for everything else (system configuration)."""
+def expected_owner(path: str, homes: dict[str, str], tunnel_users: dict[str, str], dir_group: str = "root") -> str:
+    """Who must own a file that holds a secret: the run_as user of the tunnel whose directory holds it (its unit's
+    User, or for a tunnel without a unit any more the group ssh_tunnel gave its directory: root:run_as 0750), the
+    user whose home holds it, root for everything else (system configuration)."""
     match = re.match(r"/etc/netreach/tunnels/([^/]+)/", path)
-    if match and match.group(1) in tunnel_users:
-        return tunnel_users[match.group(1)]
+    if match:
+        return tunnel_users.get(match.group(1), dir_group)
     for user, home in sorted(homes.items(), key=lambda item: -len(item[1])):
         if path.startswith(home.rstrip("/") + "/"):
             return user
@@ -98,7 +99,7 @@ def file_problems(files: list[dict], homes: dict[str, str], tunnel_users: dict[s
                   lab_files: dict[str, str]) -> list[str]:
     """What is wrong with the files that hold a secret: each must be 0600 and owned by its expected owner.
 
-    FILES: {path, mode, user, what}. LAB_FILES: path -> why the lab (not the collection) keeps it otherwise (a lab
+    FILES: {path, mode, user, what, dir_group (group of the directory holding it)}. LAB_FILES: path -> why the lab (not the collection) keeps it otherwise (a lab
     daemon reading its config through its group); such a file must still be unreadable for others.
     """
     problems = []
@@ -108,7 +109,7 @@ def file_problems(files: list[dict], homes: dict[str, str], tunnel_users: dict[s
             if mode & 0o007:
                 problems.append(f"{path} ({item['what']}) is a lab file but readable by others ({mode:o})")
             continue
-        owner = expected_owner(path, homes, tunnel_users)
+        owner = expected_owner(path, homes, tunnel_users, item.get("dir_group", "root"))
         if mode != 0o600:
             problems.append(f"{path} holds {item['what']} but has mode {mode:o}, not 600")
         if item["user"] != owner:

@@ -28,7 +28,7 @@ SKIPPED = ["/var/lib/dpkg", "/var/lib/apt", "/var/lib/systemd/catalog", "/var/lo
 
 # Runs on a host with its own python3; reads the needles from stdin so that no secret is ever on a command line.
 FINDER = r"""
-import json, os, pwd, stat, subprocess, sys
+import grp, json, os, pwd, stat, subprocess, sys
 request = json.load(sys.stdin)
 needles = [n.encode() for n in request["needles"]]
 markers = [b"PRIVATE KEY-----", b"PuTTY-User-Key-File-"]
@@ -53,11 +53,15 @@ for top in request["searched"]:
                     user = pwd.getpwuid(st.st_uid).pw_name
                 except KeyError:
                     user = str(st.st_uid)
+                try:
+                    dir_group = grp.getgrgid(os.stat(root).st_gid).gr_name
+                except KeyError:
+                    dir_group = str(os.stat(root).st_gid)
                 public = ""
                 if key and os.path.isfile(path + ".pub"):
                     with open(path + ".pub", encoding="utf-8", errors="replace") as handle:
                         public = handle.read()
-                found.append({"path": path, "mode": st.st_mode, "user": user, "needles": hits,
+                found.append({"path": path, "mode": st.st_mode, "user": user, "dir_group": dir_group, "needles": hits,
                               "text": data.decode("utf-8", "replace") if key else "", "public": public})
 homes = {e.pw_name: e.pw_dir for e in pwd.getpwall() if e.pw_dir == "/root" or e.pw_dir.startswith("/home/")}
 units = subprocess.run(["systemctl", "list-units", "--all", "--plain", "--no-legend", "--no-pager", "netreach-tunnel@*"],

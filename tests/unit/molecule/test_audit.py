@@ -84,6 +84,8 @@ def test_putty_private_lines_are_needles_and_public_lines_are_not():
     ({"path": "/etc/netreach/tunnels/news/proxy_auth", "mode": 0o100600, "user": "netreach-tunnel"}, 0),
     ({"path": "/etc/netreach/tunnels/news/proxy_auth", "mode": 0o100640, "user": "netreach-tunnel"}, 1),
     ({"path": "/etc/netreach/tunnels/news/proxy_auth", "mode": 0o100600, "user": "root"}, 1),
+    ({"path": "/etc/netreach/tunnels/gone/id_ed25519", "mode": 0o100600, "user": "tun", "dir_group": "tun"}, 0),
+    ({"path": "/etc/netreach/tunnels/gone/id_ed25519", "mode": 0o100600, "user": "root", "dir_group": "tun"}, 1),
     ({"path": "/etc/environment", "mode": 0o100644, "user": "root"}, 1),
     ({"path": "/etc/apt/apt.conf.d/90netreach-proxy", "mode": 0o100600, "user": "root"}, 0),
     ({"path": "/home/alice/.npmrc", "mode": 0o100600, "user": "root"}, 1),
