@@ -223,4 +223,3 @@ def run_case(module: str, params: dict):
         return parse_entries([params])
     return client_entries("laptop", params["tunnels"], {}, {"news": ENTRY["public_key"], "socks": ENTRY["public_key"]},
                           "bastion")
-

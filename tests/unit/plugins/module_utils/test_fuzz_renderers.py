@@ -89,7 +89,7 @@ def lines_of(text: str) -> list[str]:
 @settings(max_examples=300, deadline=None)
 @given(known_host=HOSTILE, identity=HOSTILE, proxy_host=HOSTILE, username=HOSTILE, password=HOSTILE)
 def test_tunnel_known_hosts_identity_and_proxy_fields_stay_in_their_lines(known_host, identity, proxy_host,
-                                                                         username, password):
+                                                                          username, password):
     for changes in ({"known_hosts": [f"{known_host} ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAA"]},
                     {"known_hosts": [f"newshost ssh-ed25519 AAAA{known_host}"]},
                     {"identity_file": f"/etc/keys/{identity}"},
@@ -126,7 +126,7 @@ DROPIN_LINE = re.compile(r"(#[^\n]*|Match User [a-z_][a-z0-9_-]*|    [A-Za-z0-9]
 @given(account=HOSTILE, client=HOSTILE, tunnel=HOSTILE, opens=st.lists(HOSTILE, max_size=2),
        listens=st.lists(HOSTILE, max_size=2), key=HOSTILE)
 def test_tunnel_server_entries_render_one_authorized_keys_line_and_a_clean_sshd_dropin(account, client, tunnel, opens,
-                                                                                      listens, key):
+                                                                                       listens, key):
     value = {"account": account or "tunnel", "client": client, "tunnel": tunnel, "opens": opens, "listens": listens,
              "public_key": f"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5{key}"}
     try:
@@ -146,7 +146,7 @@ NFT_LINE = re.compile(r'^[\ta-z0-9 .:/\[\]{},;_*-]*("[A-Za-z0-9_.*-]+"[\ta-z0-9 
 @settings(max_examples=300, deadline=None)
 @given(out_interface=HOSTILE, in_interface=HOSTILE, snat_to=HOSTILE, proto=HOSTILE, policy=HOSTILE)
 def test_nat_interfaces_addresses_and_words_cannot_add_or_break_a_rule(out_interface, in_interface, snat_to, proto,
-                                                                     policy):
+                                                                       policy):
     for changes in ({"masquerade": [{"out_interface": out_interface, "source": "10.10.0.0/24"}]},
                     {"port_forwards": [{"port": 80, "to": "10.0.0.5", "in_interface": in_interface}]},
                     {"snat": [{"out_interface": "eth0", "source": "10.20.0.0/24", "to": snat_to}]},
@@ -188,7 +188,7 @@ def render_every_format(settings_) -> dict[str, str]:
 @settings(max_examples=300, deadline=None)
 @given(https_host=HOSTILE, socks_host=HOSTILE, path=HOSTILE, autoconfig=HOSTILE)
 def test_every_proxy_format_keeps_https_socks_and_autoconfig_values_in_their_lines(https_host, socks_host, path,
-                                                                                  autoconfig):
+                                                                                   autoconfig):
     reference = render_every_format(parse_proxy_settings({**PROXY, "socks_proxy": "socks5h://s:1080"}))
     for changes in ({"https_proxy": f"http://{https_host}:8080"}, {"https_proxy": f"http://proxy:8080/{path}"},
                     {"socks_proxy": f"socks5h://{socks_host}:1080"},
@@ -225,7 +225,7 @@ REG_LINE = re.compile(r'(Windows Registry Editor Version 5\.00|\[[^\]\r\n]+\]|"[
 @given(host=HOSTILE, forward=HOSTILE, tunnel_host=HOSTILE, tunnel_user=HOSTILE, proxy_host=HOSTILE,
        proxy_user=HOSTILE)
 def test_session_hosts_forwards_and_hop_fields_stay_in_their_lines(host, forward, tunnel_host, tunnel_user,
-                                                                  proxy_host, proxy_user):
+                                                                   proxy_host, proxy_user):
     for changes in ({"host": host}, {"local_forwards": [f"12345:{forward}:119"]}, {"dynamic_forwards": [forward]},
                     {"tunnel": {"host": tunnel_host, "port": 22, "user": tunnel_user}},
                     {"proxy": {"type": "http", "host": proxy_host, "port": 8080, "username": proxy_user}}):
