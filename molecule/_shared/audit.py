@@ -71,14 +71,19 @@ def is_private_key(text: str) -> bool:
 
 
 def find_leaks(text: str, needles: dict[str, str], where: str) -> list[str]:
-    """Where in TEXT any needle shows up; NEEDLES maps a needle to what it is (never the needle: reports are read
-    by people and land in CI logs)."""
+    """Where in TEXT any needle shows up, with the line around it; NEEDLES maps a needle to what it is. A report
+    never holds a needle (reports are read by people and land in CI logs): each is masked in the excerpt."""
     leaks = []
     for needle, what in needles.items():
         position = text.find(needle)
         if position >= 0:
             line = text.count("\n", 0, position) + 1
-            leaks.append(f"{what} shows in {where} (line {line})")
+            start = text.rfind("\n", 0, position) + 1
+            end = text.find("\n", position)
+            excerpt = text[max(start, position - 150):end if end >= 0 else len(text)][:300]
+            for other in needles:
+                excerpt = excerpt.replace(other, "<secret>")
+            leaks.append(f"{what} shows in {where} (line {line}: {excerpt})")
     return leaks
 
 

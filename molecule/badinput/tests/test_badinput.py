@@ -134,12 +134,16 @@ def outcomes(tmp_path_factory):
         worker_of.update({index: name for index in rows})
         (directory / f"{name}.yml").write_text(json.dumps(tasks, indent=1))
     (directory / "workers.yml").write_text(json.dumps({"badinput_workers": {"hosts": workers}}))
+    include = {"name": "Run this worker's rows",
+               "ansible.builtin.include_tasks": str(directory) + "/{{ inventory_hostname }}.yml"}
     # Each worker (an alias of a lab host) works through its own rows; the free strategy lets them run side by side.
-    play = {"name": "Bad input", "hosts": "badinput_workers", "gather_facts": False, "strategy": "free",
-            "tasks": [{"name": "Run this worker's rows",
-                       "ansible.builtin.include_tasks": str(directory) + "/{{ inventory_hostname }}.yml"}]}
+    # The role's rows follow in a play of their own: add_host needs the linear strategy.
+    plays = [{"name": "Bad input to the modules", "hosts": "badinput_workers:!bastion", "gather_facts": False,
+              "strategy": "free", "tasks": [include]},
+             {"name": "Bad input to the tunnel_server role", "hosts": "bastion", "gather_facts": False,
+              "tasks": [include]}]
     playbook = directory / "catalogue.yml"
-    playbook.write_text(json.dumps([play], indent=1))
+    playbook.write_text(json.dumps(plays, indent=1))
     hosts = {short: labtest.host(short) for short in WORKERS}
     before = {short: labtest.snapshot(host) for short, host in hosts.items()}
     digests = {short: labtest.snapshot_digest(host) for short, host in hosts.items()}
