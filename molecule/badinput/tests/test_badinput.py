@@ -24,9 +24,9 @@ from catalogue.cases import CASES, ENTRY  # noqa: E402  (the catalogue lives wit
 
 CLIENT, SERVER = "client", "server"
 # Rows of one worker between two digests of its host's snapshot (a digest costs about as much as a row).
-BATCH = 10
+BATCH = 20
 # Workers per host: aliases of the host in a generated inventory, each running its share of the rows in parallel.
-WORKERS = {CLIENT: 4, SERVER: 3}
+WORKERS = {CLIENT: 6, SERVER: 3}
 # Where each module's rows run: the tunnel server's pieces on the server, the client's on the client.
 HOSTS = {"ssh_tunnel": CLIENT, "nat_rules": CLIENT, "client_proxy": CLIENT, "client_session": CLIENT,
          "tunnel_server": SERVER, "tunnel_server role": SERVER}
@@ -152,7 +152,7 @@ def outcomes(tmp_path_factory):
     os.environ["ANSIBLE_PIPELINING"] = "1"
     try:
         document = labtest.playbook_results(str(playbook), "-i", str(directory / "workers.yml"), "--forks",
-                                            str(len(workers)), timeout=900)
+                                            str(len(workers)), timeout=2700)
     finally:
         del os.environ["ANSIBLE_PIPELINING"]
     elapsed = time.monotonic() - start
