@@ -76,7 +76,10 @@ def journal(host, unit: str, lines: int = 50) -> str:
 
 def _ansible_json(command: list[str], timeout: int) -> dict:
     """Run an ansible command from the controller against the scenario's inventory with the json callback."""
-    env = dict(os.environ, ANSIBLE_LOAD_CALLBACK_PLUGINS="1", ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json")
+    # Verbosity 0: the base config runs the scenario's own playbooks at -vvv (for the secrets audit), and verbose
+    # lines around the json callback's document would only be noise here.
+    env = dict(os.environ, ANSIBLE_LOAD_CALLBACK_PLUGINS="1", ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json",
+               ANSIBLE_VERBOSITY="0")
     completed = subprocess.run(command + ["-i", os.environ["MOLECULE_INVENTORY_FILE"]],
                                capture_output=True, text=True, timeout=timeout, check=False, env=env)
     # The scenarios' profile_tasks callback prints timing lines around the json callback's document.
@@ -94,8 +97,99 @@ def run_module(host: str, module: str, args: dict, timeout: int = 120) -> dict:
     return document["plays"][0]["tasks"][0]["hosts"][host]
 
 
-def run_playbook(playbook: str, *options: str, timeout: int = 600, document: bool = False) -> dict:
-    """Run PLAYBOOK (a path or a collection playbook name) against the lab; the json callback's stats per host
-    (or with DOCUMENT its whole result: plays, tasks and stats)."""
-    result = _ansible_json(["ansible-playbook", playbook, *options], timeout)
-    return result if document else result["stats"]
+def run_playbook(playbook: str, *options: str, timeout: int = 600) -> dict:
+    """Run PLAYBOOK (a path or a collection playbook name) against the lab; the json callback's stats per host."""
+    return playbook_results(playbook, *options, timeout=timeout)["stats"]
+
+
+def playbook_results(playbook: str, *options: str, timeout: int = 600) -> dict:
+    """Run PLAYBOOK against the lab; the json callback's whole document (plays, their tasks and host results)."""
+    return _ansible_json(["ansible-playbook", playbook, *options], timeout)
+
+
+# Runs on a lab host with its own python3: every path under /etc (mode, owner, sha256 of a file's bytes, a symlink's
+# target), the systemd unit lists and the nft ruleset, as one JSON document; with --digest only its sha256.
+_SNAPSHOT_SCRIPT = r"""
+import hashlib, json, os, stat, subprocess, sys
+args = sys.argv[1:]
+digest = "--digest" in args
+excluded = {a for a in args if a != "--digest"}
+paths = {}
+def record(path):
+    st = os.lstat(path)
+    if stat.S_ISLNK(st.st_mode):
+        what = "-> " + os.readlink(path)
+    elif stat.S_ISREG(st.st_mode):
+        with open(path, "rb") as handle:
+            what = hashlib.sha256(handle.read()).hexdigest()
+    elif stat.S_ISDIR(st.st_mode):
+        what = "dir"
+    else:
+        what = "special"
+    paths[path] = "%o %d:%d %s" % (st.st_mode, st.st_uid, st.st_gid, what)
+record("/etc")
+for root, dirs, files in os.walk("/etc"):
+    dirs[:] = sorted(d for d in dirs if os.path.join(root, d) not in excluded)
+    for name in dirs + sorted(files):
+        path = os.path.join(root, name)
+        if path not in excluded:
+            record(path)
+def run(*argv):
+    done = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
+    return done.stdout.splitlines() + (["exit %d" % done.returncode] if done.returncode else [])
+snapshot = {
+    "etc": paths,
+    "units": run("systemctl", "list-units", "--all", "--plain", "--no-legend", "--no-pager"),
+    "unit_files": run("systemctl", "list-unit-files", "--plain", "--no-legend", "--no-pager"),
+    "nft": run("nft", "list", "ruleset"),
+}
+text = json.dumps(snapshot, sort_keys=True)
+print(hashlib.sha256(text.encode()).hexdigest() if digest else text)
+"""
+
+# Paths under /etc that a snapshot leaves out. Empty on purpose: on the lab images nothing under /etc changes by
+# itself while a scenario runs (docker writes /etc/hosts, /etc/hostname and /etc/resolv.conf once at start;
+# ldconfig and the package manager run only when a playbook installs something). A path goes here only with the
+# reason it changes on its own.
+SNAPSHOT_EXCLUDED: tuple[str, ...] = ()
+
+
+def snapshot_command(*options: str) -> list[str]:
+    """The command line that prints a snapshot of a lab host (for `raw` tasks and docker exec alike)."""
+    return ["python3", "-c", _SNAPSHOT_SCRIPT, *options, *SNAPSHOT_EXCLUDED]
+
+
+def snapshot(host) -> dict:
+    """What a bad input must not change on HOST (a testinfra host): /etc, the systemd unit lists, the nft ruleset.
+
+    /etc maps every path to "mode uid:gid sha256-or-link-target"; units and unit_files are the lines of
+    `systemctl list-units --all` and `systemctl list-unit-files`; nft is `nft list ruleset`.
+    """
+    command = snapshot_command()
+    result = host.run(" ".join(["%s"] * len(command)), *command)
+    assert result.rc == 0, f"snapshot failed: {result.stderr}"
+    return json.loads(result.stdout)
+
+
+def snapshot_digest(host) -> str:
+    """The sha256 of HOST's snapshot: equal digests, equal snapshots."""
+    command = snapshot_command("--digest")
+    result = host.run(" ".join(["%s"] * len(command)), *command)
+    assert result.rc == 0, f"snapshot failed: {result.stderr}"
+    return result.stdout.strip()
+
+
+def snapshot_changes(before: dict, after: dict) -> list[str]:
+    """Human-readable differences between two snapshots; empty when the host is byte for byte unchanged."""
+    changes = []
+    for path in sorted(set(before["etc"]) | set(after["etc"])):
+        old, new = before["etc"].get(path), after["etc"].get(path)
+        if old != new:
+            changes.append(f"{path}: {old or 'absent'} -> {new or 'absent'}")
+    for part in ("units", "unit_files", "nft"):
+        removed = [line for line in before[part] if line not in after[part]]
+        added = [line for line in after[part] if line not in before[part]]
+        changes += [f"{part}: - {line}" for line in removed] + [f"{part}: + {line}" for line in added]
+        if not removed and not added and before[part] != after[part]:
+            changes.append(f"{part}: same lines in another order")
+    return changes

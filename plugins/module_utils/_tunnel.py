@@ -19,7 +19,9 @@ NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 # separators or ssh_config tokens (%), so nothing can add an option or split a line.
 HOST_RE = re.compile(r"^[A-Za-z0-9_]([A-Za-z0-9._-]{0,252})$")
 USER_RE = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}$")
-KNOWN_HOSTS_RE = re.compile(r"^[^\s#][^\s]* (ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-\S+) [A-Za-z0-9+/=]+( [^\r\n]*)?$")
+# Host pattern (not an OpenSSH @marker), key type, key, and a comment without any character that breaks a line.
+KNOWN_HOSTS_RE = re.compile(r"^[^\s#@][^\s]* (ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-\S+) [A-Za-z0-9+/=]+"
+                            r"( [^\r\n\x0b\x0c\x1c-\x1e\x85\u2028\u2029]*)?$")
 PATH_RE = re.compile(r"^/[A-Za-z0-9._/@+-]+$")
 
 

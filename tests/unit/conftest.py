@@ -1,5 +1,6 @@
-"""Hypothesis settings for every unit test: what the properties check is correctness, never speed. On a loaded
-2-core CI machine the default per-example deadline and the "too slow" health check fail correct code."""
+"""Hypothesis settings for every unit test: what the properties check is the output, never how fast it came. On
+a loaded 2-core CI machine (the lab's scenarios run next to the unit tests) the default 200 ms deadline per example
+and the "too slow" health check fail correct code."""
 from __future__ import annotations
 
 from hypothesis import HealthCheck, settings

@@ -35,7 +35,7 @@ def run(monkeypatch, *options: str, strategy: str = "linear", pipelining: bool =
     """converge.yml once more with these settings; fails on any failed or unreachable host."""
     monkeypatch.setenv("ANSIBLE_STRATEGY", strategy)
     monkeypatch.setenv("ANSIBLE_PIPELINING", "1" if pipelining else "0")
-    result = labtest.run_playbook(PLAYBOOK, "--forks", FORKS, *options, timeout=900, document=True)
+    result = labtest.playbook_results(PLAYBOOK, "--forks", FORKS, *options, timeout=900)
     stats = result["stats"]
     print(f"\nstrategy={strategy} pipelining={pipelining} forks={FORKS} {' '.join(options)}")
     for host, counts in sorted(stats.items()):

@@ -1,7 +1,7 @@
 """Prints how many bad inputs the catalogue holds per module at the end of the run."""
 from __future__ import annotations
 
-from .test_bad_input import CASES
+from .cases import CASES
 
 
 def pytest_terminal_summary(terminalreporter):

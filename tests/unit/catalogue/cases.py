@@ -1,0 +1,225 @@
+"""The bad-input catalogue's data: every row is (module, parameters, field the error must name).
+
+One source for the unit test (tests/unit/catalogue/test_bad_input.py, against the parsers) and the badinput
+Molecule scenario (through ansible, against real hosts). An empty value where the module has a default (proto,
+forward_policy, a masquerade source) is the default, not bad input.
+"""
+from __future__ import annotations
+
+from ansible_collections.netreach.tunnels.plugins.module_utils._nat import parse_nat
+from ansible_collections.netreach.tunnels.plugins.module_utils._proxy import TARGETS, parse_proxy_settings
+from ansible_collections.netreach.tunnels.plugins.module_utils._session import parse_session
+from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel import parse_tunnel
+from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_server import client_entries
+from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_server_apply import parse_entries
+
+TUNNEL = dict(
+    name="news", server="newshost.example.org", port=22, user="tunnel", run_as="netreach-tunnel",
+    known_hosts=["newshost.example.org ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAA"], jump_hosts=[], proxy=None,
+    local_forwards=["12345:localhost:119"], remote_forwards=[], dynamic_forwards=[], engine="ssh",
+    keepalive_interval=5, keepalive_count_max=3, connect_timeout=10, restart_delay=1, restart_max_delay=30,
+)
+ENTRY = {"account": "tunnel", "client": "laptop", "tunnel": "news", "public_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAA"}
+INJECTIONS = ["a\nb", "a\rb", "a b", 'a"b', "a'b", "a;b", "a%b", "-oProxyCommand=sh", "a,b", "a#b", "a\tb", "$(id)", "a`b`"]
+
+CASES: list[tuple[str, dict, str]] = []
+
+
+def tunnel_case(field: str, **changes) -> None:
+    CASES.append(("ssh_tunnel", {**TUNNEL, **changes}, field))
+
+
+# names and users
+# (A number is no bad name for the module: its argument spec turns 7 into "7". The tunnel_server role reads
+# declarations raw from inventory, so the fleet cases below hold the number.)
+for bad in ["", "News", "a/b", "a b", "a\nb", "-a", "a.b", "a%b", "é", "x" * 64, None]:
+    tunnel_case("name", name=bad)
+for key in ("user", "run_as"):
+    for bad in ["", "Root", "a b", "a\nb", "-a", "a:b", "x" * 33, 0]:
+        tunnel_case(key, **{key: bad})
+# ports and numbers
+for bad in [0, 65536, -1, "abc", "22a", "", True, 1.5, None]:
+    tunnel_case("port", port=bad)
+for key, bad in [("keepalive_interval", 0), ("keepalive_interval", 3601), ("keepalive_count_max", "3x"),
+                 ("connect_timeout", 0), ("restart_delay", -1), ("restart_max_delay", 0), ("keepalive_interval", True)]:
+    tunnel_case(key, **{key: bad})
+tunnel_case("restart_max_delay", restart_delay=10, restart_max_delay=5)
+tunnel_case("engine", engine="mosh")
+# hosts: option injection into ssh_config through any host field
+for bad in INJECTIONS + ["", "::1::2", "[::1]", "fe80::1%eth0"]:
+    tunnel_case("server", server=bad)
+for bad in INJECTIONS[:8]:
+    tunnel_case("jump_hosts[0]", jump_hosts=[f"tunnel@{bad}:22"])
+tunnel_case("jump_hosts[0]", jump_hosts=["tunnel@bastion:0"])
+tunnel_case("jump_hosts[0]", jump_hosts=["Bad User@bastion:22"])
+tunnel_case("jump_hosts[0]", jump_hosts=[{"host": "bastion"}])
+# forwards of every malformed shape
+for spec in ["", "12345", "12345:localhost", "0:localhost:119", "65536:localhost:119", "12345:localhost:0",
+             "12345:localhost:abc", "a:b:c:d:e", "12345::119", "::1:12345:localhost:119", "[::1:12345:h:1",
+             "12345:local host:119", "12345:localhost:119\nProxyCommand sh", "12345:-oProxyCommand=sh:119",
+             "12345:h%h:119", "12345:h\"x:119"]:
+    CASES.append(("ssh_tunnel", {**TUNNEL, "local_forwards": [spec]}, "local_forwards[0]"))
+for spec in ["2222", "2222:localhost", "0:localhost:22", "2222:localhost:99999", "2222:a b:22"]:
+    CASES.append(("ssh_tunnel", {**TUNNEL, "local_forwards": [], "remote_forwards": [spec]}, "remote_forwards[0]"))
+for spec in ["0", "65536", "127.0.0.1:0", "a b:3128", "3128:localhost:80", "[::1:3128", "3128\nX"]:
+    CASES.append(("ssh_tunnel", {**TUNNEL, "local_forwards": [], "dynamic_forwards": [spec]}, "dynamic_forwards[0]"))
+CASES.append(("ssh_tunnel", {**TUNNEL, "local_forwards": [{"port": 1, "host": "h"}]}, "local_forwards[0]"))
+CASES.append(("ssh_tunnel", {**TUNNEL, "local_forwards": [{"port": 1, "host": "h", "host_port": 1, "extra": 1}]},
+              "local_forwards[0]"))
+CASES.append(("ssh_tunnel", {**TUNNEL, "local_forwards": []}, "local_forwards"))
+CASES.append(("ssh_tunnel", {**TUNNEL, "local_forwards": ["12345:a:1", "127.0.0.1:12345:b:2"]}, "local_forwards"))
+CASES.append(("ssh_tunnel", {**TUNNEL, "local_forwards": ["3128:a:1"], "dynamic_forwards": ["127.0.0.1:3128"]},
+              "dynamic_forwards"))
+# known_hosts, key path, proxy
+for bad in ["", "host", "host ssh-ed25519", "host ssh-dss AAAA", "host ssh-ed25519 AAAA\nother ssh-ed25519 BBBB",
+            "# comment", "@ ssh-ed25519 AAAA", 7]:
+    tunnel_case("known_hosts[0]", known_hosts=[bad])
+for bad in ["relative/key", "/etc/../key", "/etc/key with space", "/etc/key\n", "/etc/key;rm"]:
+    tunnel_case("identity_file", identity_file=bad)
+for proxy, field in [({"type": "ftp", "host": "p", "port": 8080}, "proxy.type"),
+                     ({"type": "http", "host": "p q", "port": 8080}, "proxy.host"),
+                     ({"type": "http", "host": "p", "port": 0}, "proxy.port"),
+                     ({"type": "http", "host": "p", "port": 8080, "username": "u"}, "proxy"),
+                     ({"type": "http", "host": "p", "port": 8080, "username": "u:v", "password": "Row-pw-123"}, "proxy.username"),
+                     ({"type": "http", "host": "p", "port": 8080, "username": "u", "password": "a\nb"}, "proxy.password"),
+                     ({"type": "http", "host": "p", "port": 8080, "pasword": "typo"}, "proxy"),
+                     ("http://proxy:8080", "proxy")]:
+    tunnel_case(field, proxy=proxy)
+
+
+# tunnel_server entries
+def entry_case(field: str, **changes) -> None:
+    CASES.append(("tunnel_server", {**ENTRY, **changes}, field))
+
+
+for bad in INJECTIONS[:8] + ["Root", ""]:
+    entry_case("entries[0].account", account=bad)
+for bad in INJECTIONS[:8] + [""]:
+    entry_case("entries[0].client", client=bad)
+    entry_case("entries[0].tunnel", tunnel=bad)
+for bad in ["", "AAAA", "ssh-dss AAAA", "ssh-ed25519 AAAA\nssh-ed25519 BBBB", "ssh-ed25519 AA\"AA", 7]:
+    entry_case("entries[0].public_key", public_key=bad)
+for bad in ['h:1",command="sh', "h", "h:abc", "h :1", "h:1\n", "[::1:1"]:
+    entry_case("entries[0].opens", opens=[bad])
+for bad in ['1",command="sh', "a:b:c", "h: 1", "1\n"]:
+    entry_case("entries[0].listens", listens=[bad])
+entry_case("entries[0].opens", opens="h:1")
+entry_case("entries[0].any_open", any_open="yes")
+
+
+# the fleet view: what the tunnel_server role reads from clients' tunnel_client_tunnels
+def fleet_case(field: str, declaration) -> None:
+    CASES.append(("tunnel_server role", {"tunnels": [declaration]}, field))
+
+
+fleet_case("laptop: tunnel_client_tunnels[0]", "not a dict")
+fleet_case("laptop: tunnel_client_tunnels[0].dynamic_forwards",
+           {"name": "socks", "server": "bastion", "dynamic_forwards": ["3128"]})
+fleet_case("laptop: tunnel_client_tunnels[0].server_allow_dynamic",
+           {"name": "socks", "server": "bastion", "dynamic_forwards": ["3128"], "server_allow_dynamic": "yes"})
+fleet_case("laptop: tunnel_client_tunnels[0].local_forwards[0].port",
+           {"name": "news", "server": "bastion", "local_forwards": ["0:h:1"]})
+fleet_case("laptop: tunnel_client_tunnels[0].name", {"name": "Bad Name", "server": "bastion", "local_forwards": ["1:h:1"]})
+# Types the modules' argument specs would convert ("3" to 3, 7 to "7") stay what inventory holds here.
+fleet_case("laptop: tunnel_client_tunnels[0].name", {"name": 7, "server": "bastion", "local_forwards": ["1:h:1"]})
+fleet_case("laptop: tunnel_client_tunnels[0].keepalive_count_max",
+           {"name": "news", "server": "bastion", "local_forwards": ["1:h:1"], "keepalive_count_max": "3"})
+fleet_case("laptop: tunnel_client_tunnels[0].jump_hosts[0]",
+           {"name": "news", "server": "n", "jump_hosts": ["bastion:0"], "local_forwards": ["1:h:1"]})
+
+
+# nat_rules
+NAT = dict(masquerade=[{"out_interface": "eth0", "source": "10.10.0.0/24"}], snat=[],
+           port_forwards=[{"proto": "tcp", "port": 8080, "to": "10.10.0.5:80", "in_interface": "eth0"}],
+           forward_policy="drop", ip_forward=True)
+
+
+def nat_case(field: str, **changes) -> None:
+    CASES.append(("nat_rules", {**NAT, **changes}, field))
+
+
+for bad in ["10.10.0.0/33", "10.10.0.1/24", "fd00::/129", "10.10.0.0/24; flush ruleset", "any", "10.10.0.0/24 x"]:
+    nat_case("masquerade[0].source", masquerade=[{"out_interface": "eth0", "source": bad}])
+for bad in INJECTIONS + ["averyveryverylongname", "", "eth0}", "eth0{"]:
+    nat_case("masquerade[0].out_interface", masquerade=[{"out_interface": bad, "source": "10.10.0.0/24"}])
+for bad in [0, 65536, -1, "abc", "10-5", "80;", "80-", True, 1.5, "", "1-70000"]:
+    nat_case("port_forwards[0].port", port_forwards=[{"port": bad, "to": "10.10.0.5:80"}])
+for bad in [":80", "web.example:80", "[10.0.0.5]:80", "10.0.0.5:80 counter", "10.0.0.5:0", "10.0.0.5:99999",
+            "fd00::5:22:x", "10.0.0.256", "10.0.0.5:80\naccept", ""]:
+    nat_case("port_forwards[0].to", port_forwards=[{"port": 80, "to": bad}])
+for bad in INJECTIONS[:8]:
+    nat_case("port_forwards[0].in_interface", port_forwards=[{"port": 80, "to": "10.0.0.5", "in_interface": bad}])
+for proto in ["icmp", "TCP;", "all", "tcp udp"]:
+    nat_case("port_forwards[0].proto", port_forwards=[{"proto": proto, "port": 80, "to": "10.0.0.5"}])
+nat_case("port_forwards[0].source", port_forwards=[{"port": 80, "to": "10.0.0.5", "source": "fd00::/64"}])
+nat_case("port_forwards[0]", port_forwards=[{"port": 80, "to": "10.0.0.5", "bogus": 1}])
+nat_case("port_forwards[1].port", port_forwards=[{"port": 80, "to": "10.0.0.5"}, {"port": "70-90", "to": "10.0.0.6"}])
+nat_case("snat[0].to", snat=[{"out_interface": "eth0", "source": "10.20.0.0/24", "to": "host.example"}])
+nat_case("snat[0].to", snat=[{"out_interface": "eth0", "source": "10.20.0.0/24", "to": "fd00::1"}])
+for bad in ["reject", "DROP;", "drop accept"]:
+    nat_case("forward_policy", forward_policy=bad)
+
+# client_proxy
+PROXY = dict(http_proxy="http://proxy.corp:8080", https_proxy="http://proxy.corp:8080", socks_proxy=None,
+             no_proxy=["localhost"], username=None, password=None, targets=list(TARGETS))
+
+
+def proxy_case(field: str, **changes) -> None:
+    CASES.append(("client_proxy", {**PROXY, **changes}, field))
+
+
+for bad in ["ftp://proxy:21", "proxy.corp:8080", "http://", "http://proxy:0", "http://proxy:99999", "http://pro xy:8080",
+            "http://proxy:8080\nX", "http://proxy:8080/path\"", "javascript:alert(1)", "http://user:pw@proxy:8080"]:
+    proxy_case("http_proxy", http_proxy=bad)
+for bad in ["http://proxy:8080", "socks5h://", "socks5h://h:0", "socks9://h:1"]:
+    proxy_case("socks_proxy", socks_proxy=bad)
+for bad in ["a b", "a\nb", "a,b", 'a"b', "10.0.0.0/33", ""]:
+    proxy_case("no_proxy[0]", no_proxy=[bad])
+for bad in ["firefox-esr", "chrome", "", "apt;"]:
+    proxy_case("targets[0]", targets=[bad])
+proxy_case("http_proxy", http_proxy=None, https_proxy=None, socks_proxy=None)
+proxy_case("password", password="secret")
+
+# client_session
+SESSION = dict(name="bastion-news", host="newshost.example.org", user="alice", port=22, proxy=None, tunnel=None,
+               local_forwards=["12345:localhost:119"], dynamic_forwards=["3128"], remote_forwards=[])
+
+
+def session_case(field: str, fmt: str = "openssh", **changes) -> None:
+    CASES.append(("client_session", {**SESSION, **changes, "_format": fmt}, field))
+
+
+for bad in ["a b", "a/b", "a\nb", "", "a=b"]:
+    session_case("name", name=bad)
+for bad in ["a]b", "a=b", "a\nb", "[x"]:
+    session_case("name", "winscp", name=bad)
+for bad in INJECTIONS[:8] + [""]:
+    session_case("host", host=bad)
+for bad in [0, 65536, "abc"]:
+    session_case("port", port=bad)
+session_case("format", "mobaxterm")
+session_case("proxy.type", proxy={"type": "ftp", "host": "p", "port": 1})
+session_case("proxy.host", proxy={"type": "http", "host": "p q", "port": 1})
+session_case("proxy.port", proxy={"type": "http", "host": "p", "port": 0})
+# (Passwords long enough that ansible's no_log masking of their value cannot cut into the error message.)
+session_case("proxy.password", "putty", proxy={"type": "http", "host": "p", "port": 1, "password": "Row-pw-123"})
+session_case("tunnel", "putty", proxy={"type": "http", "host": "p", "port": 1}, tunnel={"host": "b", "port": 22, "user": "t"})
+for bad in ["0:localhost:119", "12345:a b:119", "12345:localhost:119\nProxyCommand sh"]:
+    session_case("local_forwards[0]", local_forwards=[bad])
+
+
+def run_case(module: str, params: dict):
+    """Feed one row to the parser its module (or the role's filter) runs first."""
+    if module == "ssh_tunnel":
+        return parse_tunnel(params)
+    if module == "nat_rules":
+        return parse_nat(params)
+    if module == "client_proxy":
+        return parse_proxy_settings(params)
+    if module == "client_session":
+        params = dict(params)
+        return parse_session(params, params.pop("_format"))
+    if module == "tunnel_server":
+        return parse_entries([params])
+    return client_entries("laptop", params["tunnels"], {}, {"news": ENTRY["public_key"], "socks": ENTRY["public_key"]},
+                          "bastion")
