@@ -184,7 +184,8 @@ def report(results: list[dict]) -> None:
               "not slow modules.",
               "- Load average (1 min) when each converge started: " + ", ".join(
                   f"{row['hosts']} hosts {row['load_average_1m']:g}" for row in results) +
-              " (other Molecule scenarios, this branch's fleet scenario among them, shared the 2 cores)."]
+              " (the lab's own systemd containers count: the bench's only load when nothing else runs; anything"
+              " above that is other work sharing the 2 cores)."]
     print("\n".join(lines))
     write_section("Fleet: site.yml on 5 to 30 hosts",
                   f"`bench/fleet.py`, {time.strftime('%Y-%m-%d')}: for each size a fresh lab (a bastion, a target "
