@@ -57,11 +57,30 @@ def test_gateway_forwards_nothing_undeclared_to_the_inside():
     assert outside.run("nc -z -w 3 10.77.2.20 119").rc != 0
 
 
-def test_status_playbook_reports_every_tunnel_up_and_writes_the_report():
-    report = os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "build", "demo-status.html")
-    completed = subprocess.run(
+def run_status(report: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
         ["ansible-playbook", "netreach.tunnels.status", "-i", os.environ["MOLECULE_INVENTORY_FILE"],
          "-e", f"status_report={report}"], capture_output=True, text=True, timeout=300, check=False)
+
+
+def test_status_marks_a_gateway_whose_table_was_removed_and_the_gateway_playbook_puts_it_back(tmp_path):
+    gateway = lab_host("gateway")
+    assert gateway.run("nft delete table inet netreach").rc == 0
+    try:
+        completed = run_status(str(tmp_path / "drift.html"))
+        assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-2000:]
+        assert re.search(r"demo-gateway +tcp 8080 on wan0 -> 10.77.2.20:80 +drifted", completed.stdout), completed.stdout[-3000:]
+        assert '<tr class="down"><td>demo-gateway</td>' in (tmp_path / "drift.html").read_text(encoding="utf-8")
+        assert lab_host("outside").run("curl -s -m 3 http://10.77.1.254:8080/").rc != 0, "DNAT without its table"
+    finally:
+        stats = labtest.run_playbook("netreach.tunnels.gateway")
+    assert stats[labtest.container("gateway")]["changed"] > 0
+    assert eventually(lambda: PAGE in lab_host("outside").run("curl -s -m 5 http://10.77.1.254:8080/").stdout)
+
+
+def test_status_playbook_reports_every_tunnel_up_and_writes_the_report():
+    report = os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "build", "demo-status.html")
+    completed = run_status(report)
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-2000:]
     row = re.compile(r"^\s*- '?((host +tunnel .*)|(\S+ +\S+ +(active|activating|inactive|failed|deactivating).*)|"
                      r"(\d+ tunnels, \d+ down)|(gateway +forward +state)|(\S+ +(tcp|udp) \d.*))'?$")
