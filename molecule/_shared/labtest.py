@@ -69,6 +69,30 @@ def container_ip6(container: str, segment: str) -> str:
     return address
 
 
+def ssh_inventory(directory, short_name: str, address: str, purpose: str) -> dict:
+    """An inventory in DIRECTORY that manages container SHORT_NAME as root over SSH at ADDRESS with the scenario's
+    lab key (prepare.yml authorises it), its ed25519 host key pinned, the way a controller manages a gateway.
+    Returns the inventory path, its host name and a reachable() probe; fails unless the controller gets in now."""
+    key = os.path.join(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], "lab_ssh_key")
+    known_hosts = directory / "known_hosts"
+    host_key = host(short_name).check_output("cat /etc/ssh/ssh_host_ed25519_key.pub").split()[:2]
+    known_hosts.write_text(f"{address} {' '.join(host_key)}\n", encoding="utf-8")
+    name = f"{container(short_name)}-ssh"
+    inventory = directory / "inventory.ini"
+    inventory.write_text(
+        f"{name} ansible_host={address} ansible_user=root ansible_ssh_private_key_file={key} "
+        f"ansible_python_interpreter=/usr/bin/python3 "
+        f"ansible_ssh_common_args='-o UserKnownHostsFile={known_hosts} -o ConnectTimeout=3'\n", encoding="utf-8")
+    ssh = ["ssh", "-i", key, "-o", f"UserKnownHostsFile={known_hosts}", "-o", "ConnectTimeout=2", "-o", "BatchMode=yes",
+           f"root@{address}", "true"]
+
+    def reachable() -> bool:
+        return subprocess.run(ssh, capture_output=True, timeout=15, check=False).returncode == 0
+
+    assert reachable(), f"the controller cannot reach {container(short_name)} over SSH before {purpose}"
+    return {"inventory": str(inventory), "host": name, "reachable": reachable}
+
+
 def journal(host, unit: str, lines: int = 50) -> str:
     """The last lines a unit logged on HOST, for failure messages."""
     return host.run(f"journalctl --no-pager -n {lines} -u {unit}").stdout

@@ -263,24 +263,7 @@ def test_bad_input_fails_naming_the_field_and_changes_nothing(change, field):
 @pytest.fixture(scope="module")
 def ssh_lab(tmp_path_factory):
     """An inventory that manages the gateway over SSH on the outside segment, its host key pinned."""
-    directory = tmp_path_factory.mktemp("ssh")
-    key = os.path.join(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], "lab_ssh_key")
-    known_hosts = directory / "known_hosts"
-    host_key = lab_host("gw").check_output("cat /etc/ssh/ssh_host_ed25519_key.pub").split()[:2]
-    known_hosts.write_text(f"{addr('gw', 'outside')} {' '.join(host_key)}\n", encoding="utf-8")
-    inventory = directory / "inventory.ini"
-    inventory.write_text(
-        f"gateway-gw-ssh ansible_host={addr('gw', 'outside')} ansible_user=root ansible_ssh_private_key_file={key} "
-        f"ansible_python_interpreter=/usr/bin/python3 "
-        f"ansible_ssh_common_args='-o UserKnownHostsFile={known_hosts} -o ConnectTimeout=3'\n", encoding="utf-8")
-    ssh = ["ssh", "-i", key, "-o", f"UserKnownHostsFile={known_hosts}", "-o", "ConnectTimeout=2", "-o", "BatchMode=yes",
-           f"root@{addr('gw', 'outside')}", "true"]
-
-    def reachable() -> bool:
-        return subprocess.run(ssh, capture_output=True, timeout=15, check=False).returncode == 0
-
-    assert reachable(), "the controller cannot reach the gateway over SSH before the test"
-    return {"inventory": str(inventory), "host": "gateway-gw-ssh", "reachable": reachable}
+    return labtest.ssh_inventory(tmp_path_factory.mktemp("ssh"), "gw", addr("gw", "outside"), "the test")
 
 
 def lockout(timeout: int) -> dict:

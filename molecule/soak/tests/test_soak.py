@@ -346,24 +346,7 @@ def declaration(port: int, rollback_timeout: int, lockout: bool = False) -> dict
 @pytest.fixture(scope="module")
 def ssh_lab(tmp_path_factory) -> dict:
     """An inventory that manages the gateway over SSH on corp, its host key pinned."""
-    directory = tmp_path_factory.mktemp("ssh")
-    key = os.path.join(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], "lab_ssh_key")
-    known_hosts = directory / "known_hosts"
-    host_key = docker_exec("gw", "cat /etc/ssh/ssh_host_ed25519_key.pub").stdout.split()[:2]
-    known_hosts.write_text(f"{gw_addr('corp')} {' '.join(host_key)}\n", encoding="utf-8")
-    inventory = directory / "inventory.ini"
-    inventory.write_text(
-        f"soak-gw-ssh ansible_host={gw_addr('corp')} ansible_user=root ansible_ssh_private_key_file={key} "
-        f"ansible_python_interpreter=/usr/bin/python3 "
-        f"ansible_ssh_common_args='-o UserKnownHostsFile={known_hosts} -o ConnectTimeout=3'\n", encoding="utf-8")
-    ssh = ["ssh", "-i", key, "-o", f"UserKnownHostsFile={known_hosts}", "-o", "ConnectTimeout=2", "-o", "BatchMode=yes",
-           f"root@{gw_addr('corp')}", "true"]
-
-    def reachable() -> bool:
-        return subprocess.run(ssh, capture_output=True, timeout=15, check=False).returncode == 0
-
-    assert reachable(), "the controller cannot reach the gateway over SSH before the cycles"
-    return {"inventory": str(inventory), "host": "soak-gw-ssh", "reachable": reachable}
+    return labtest.ssh_inventory(tmp_path_factory.mktemp("ssh"), "gw", gw_addr("corp"), "the cycles")
 
 
 def start_ansible(ssh_lab: dict, args: dict) -> subprocess.Popen:
