@@ -8,6 +8,8 @@ import datetime
 import html
 
 COLUMNS = ("host", "tunnel", "state", "uptime", "restarts", "failing forwards")
+# Lines of the topology: green when up (or applied), red and dashed when down (or drifted).
+EDGE_STYLE = {True: 'stroke="#2a7" stroke-width="2"', False: 'stroke="#d22" stroke-width="2" stroke-dasharray="6,4"'}
 
 
 def _uptime(seconds) -> str:
@@ -65,13 +67,18 @@ def gateway_forward_rows(hostvars, hosts: list, variable: str = "gateway_result"
     return rows
 
 
+def _forward_port(forward: dict) -> str:
+    """What a port forward listens for: `tcp 8080 on wan0`."""
+    interface = f" on {forward['in_interface']}" if forward.get("in_interface") else ""
+    return f"{forward.get('proto', 'tcp')} {forward.get('port')}{interface}"
+
+
 def gateway_forward_table(rows: list) -> list[str]:
     """Text lines for the gateways' port forwards, or none without gateways."""
     if not rows:
         return []
     cells = [("gateway", "forward", "state")] + [
-        (row["gateway"], f"{row['proto']} {row['port']}" + (f" on {row['in_interface']}" if row["in_interface"] else "")
-         + f" -> {row['to']}", row["state"]) for row in rows]
+        (row["gateway"], f"{_forward_port(row)} -> {row['to']}", row["state"]) for row in rows]
     widths = [max(len(line[i]) for line in cells) for i in range(3)]
     return ["  ".join(value.ljust(widths[i]) for i, value in enumerate(line)).rstrip() for line in cells]
 
@@ -132,8 +139,7 @@ def _svg(rows: list, port_forwards: list) -> str:
         parts.append(f'<text x="{x[kind]}" y="30" text-anchor="middle" font-weight="bold">{title}</text>')
     for (first, second, label, healthy) in edges:
         (x1, y1), (x2, y2) = position[first], position[second]
-        style = 'stroke="#2a7" stroke-width="2"' if healthy else 'stroke="#d22" stroke-width="2" stroke-dasharray="6,4"'
-        parts.append(f'<line x1="{x1 + 90}" y1="{y1}" x2="{x2 - 90}" y2="{y2}" {style}/>')
+        parts.append(f'<line x1="{x1 + 90}" y1="{y1}" x2="{x2 - 90}" y2="{y2}" {EDGE_STYLE[bool(healthy)]}/>')
         parts.append(f'<text x="{(x1 + x2) / 2}" y="{(y1 + y2) / 2 - 4}" text-anchor="middle">'
                      f'{html.escape(label)}{"" if healthy else " (down)"}</text>')
     for (kind, name), (cx, cy) in position.items():
@@ -145,14 +151,12 @@ def _svg(rows: list, port_forwards: list) -> str:
         for index, forward in enumerate(port_forwards):
             y = base + 50 + 60 * index
             healthy = forward.get("in_sync", True)
-            style = 'stroke="#2a7" stroke-width="2"' if healthy else 'stroke="#d22" stroke-width="2" stroke-dasharray="6,4"'
-            interface = f" on {forward['in_interface']}" if forward.get("in_interface") else ""
-            source = f"{forward.get('proto', 'tcp')} {forward.get('port')}{interface}"
+            style = EDGE_STYLE[bool(healthy)]
             for (x1, x2) in ((x["client"], x["server"]), (x["server"], x["target"])):
                 parts.append(f'<line x1="{x1 + 90}" y1="{y}" x2="{x2 - 90}" y2="{y}" {style}/>')
             parts.append(f'<text x="{(x["server"] + x["target"]) / 2}" y="{y - 4}" text-anchor="middle">DNAT'
                          f'{"" if healthy else " (" + html.escape(str(forward.get("state", "not applied"))) + ")"}</text>')
-            parts.extend((_box(x["client"], y, source), _box(x["server"], y, f"gateway {forward.get('gateway')}"),
+            parts.extend((_box(x["client"], y, _forward_port(forward)), _box(x["server"], y, f"gateway {forward.get('gateway')}"),
                           _box(x["target"], y, str(forward.get("to")))))
     parts.append("</svg>")
     return "\n".join(parts)
@@ -164,9 +168,8 @@ def _forward_table(port_forwards: list) -> list[str]:
     lines = ["<h2>gateway port forwards</h2>", "<table><tr><th>gateway</th><th>forward</th><th>to</th><th>state</th></tr>"]
     for forward in port_forwards:
         healthy = forward.get("in_sync", True)
-        interface = f" on {forward['in_interface']}" if forward.get("in_interface") else ""
         lines.append("<tr" + ("" if healthy else ' class="down"') + ">" + "".join(f"<td>{html.escape(str(cell))}</td>" for cell in (
-            forward.get("gateway"), f"{forward.get('proto', 'tcp')} {forward.get('port')}{interface}", forward.get("to"),
+            forward.get("gateway"), _forward_port(forward), forward.get("to"),
             forward.get("state", "declared"))) + "</tr>")
     return lines + ["</table>"]
 
