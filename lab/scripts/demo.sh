@@ -21,7 +21,7 @@ step "verifying with real clients in the lab" molecule verify -s demo
 
 echo
 echo "what the lab proved:"
-grep -E '::test_.* PASSED' "${log}" | sed -E 's/^.*::test_([A-Za-z0-9_]+)(\[([^]]*)\])? PASSED.*$/  - \1 \3/; s/_/ /g' | sort -u
+python3 lab/scripts/demo_summary.py "${log}"
 echo
 echo "fleet status (playbooks/status.yml):"
 sed -n '/^status table:/,/^HTML report:/p' "${log}" | sed '1d; s/^/  /'
