@@ -16,12 +16,15 @@ export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 export PYTHONPATH := $(COLLECTIONS)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: help setup host venv images collection unit argspecs lint sanity molecule test demo demo-down lab-down bench clean
+.PHONY: help setup host venv tool-venvs images collection unit argspecs lint sanity changelog-lint docs-test importer matrix \
+	controller-2.16 molecule test docs changelog demo demo-down lab-down bench clean
 
 help:
 	@echo "make test       set up everything on this machine, then run every test"
 	@echo "make demo       set up everything, bring up the lab and run the main job against it"
 	@echo "make demo-down  remove the demo lab;  make lab-down  remove every lab container and network"
+	@echo "make docs       build the docs site into build/docs/html (open build/docs/html/index.html)"
+	@echo "make changelog  release the fragments into changelogs/changelog.yaml and CHANGELOG.md (galaxy.yml's version)"
 	@echo "make bench      run the benchmarks and update docs/benchmarks.md (takes most of an hour)"
 
 setup: host venv images
@@ -31,6 +34,10 @@ host:
 
 venv: host
 	@bash lab/scripts/venv.sh
+
+# The tool sets that cannot share .venv: the docs site, Galaxy's importer, ansible-core 2.16/2.17/2.18.
+tool-venvs: host
+	@for name in docs importer core-2.16 core-2.17 core-2.18; do bash lab/scripts/tool-venv.sh $$name >/dev/null || exit 1; done
 
 images: host
 	@for suite in $(LAB_SUITES); do bash lab/images/build.sh $$suite || exit 1; done
@@ -50,11 +57,35 @@ lint: collection
 sanity: collection
 	@bash lab/scripts/test.sh sanity
 
+changelog-lint: venv
+	@bash lab/scripts/test.sh changelog
+
+docs-test: host
+	@bash lab/scripts/test.sh docs
+
+importer: venv
+	@bash lab/scripts/test.sh importer
+
+matrix: collection tool-venvs
+	@bash lab/scripts/test.sh matrix
+
+controller-2.16: setup collection tool-venvs
+	@bash lab/scripts/test.sh controller-2.16
+
 molecule: setup collection
 	@bash lab/scripts/test.sh molecule
 
-test: setup collection
+test: setup tool-venvs collection
 	@bash lab/scripts/test.sh
+
+# The docs site: antsibull-docs pages for every module, filter and role, the guides of docs/site/, Sphinx HTML.
+docs: host
+	@bash lab/scripts/docs.sh
+
+# Release the changelog fragments as galaxy.yml's version (again, if it is already released: later fragments
+# join it), then regenerate CHANGELOG.md. Needs the installed collection to list new modules and plugins.
+changelog: collection
+	@PATH=$$(bash lab/scripts/tool-venv.sh docs)/bin:$$PATH antsibull-changelog release --update-existing
 
 demo: setup collection
 	@bash lab/scripts/demo.sh
