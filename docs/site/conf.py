@@ -24,3 +24,16 @@ html_copy_source = False
 
 default_role = "any"
 nitpicky = True
+
+html_theme_options = {
+    "collapse_navigation": False,
+    "display_version": False,
+    "show_extranav": False,
+    "show_rtd_ethical_ads": False,
+    "topbar_links": {
+        "Source code": "https://github.com/netreach/tunnels",
+        "Issues": "https://github.com/netreach/tunnels/issues",
+    },
+    # The logo links here: an absolute address works from every page, wherever the site is served from.
+    "documentation_home_url": "https://github.com/netreach/tunnels",
+}
