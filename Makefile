@@ -16,7 +16,7 @@ export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 export PYTHONPATH := $(COLLECTIONS)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: help setup host venv images collection unit argspecs lint sanity molecule test demo demo-down lab-down bench clean
+.PHONY: help setup host venv images collection unit argspecs lint sanity molecule scenario test demo demo-down lab-down bench clean
 
 help:
 	@echo "make test       set up everything on this machine, then run every test"
@@ -52,6 +52,10 @@ sanity: collection
 
 molecule: setup collection
 	@bash lab/scripts/test.sh molecule
+
+# One scenario, for development: make scenario S=tunnels (ARGS=converge to run one molecule step instead).
+scenario: setup collection
+	@molecule $(or $(ARGS),test) -s $(S)
 
 test: setup collection
 	@bash lab/scripts/test.sh
