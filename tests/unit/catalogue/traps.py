@@ -11,16 +11,18 @@ from .cases import ENTRY, TUNNEL
 
 # Shell commands (run as root on the traps host, in order) that plant the links and what they point at.
 SETUP: list[str] = [
-    "mkdir -p /srv/data /srv/userssh /srv/acctssh /etc/netreach/tunnels /etc/systemd/system",
+    "mkdir -p /srv/data /srv/userssh /srv/userputty /srv/acctssh /etc/netreach/tunnels /etc/systemd/system",
     "echo precious > /srv/data/precious && echo precious > /srv/data/id_ed25519 && echo '# unit' > /srv/data/unit",
     "echo 'Host keep' > /srv/userssh/config && echo 'ssh-ed25519 AAAA keep' > /srv/acctssh/authorized_keys",
     # A tunnel directory that is a link to a directory of someone else's files.
     "ln -sfn /srv/data /etc/netreach/tunnels/trap",
     # A tunnel's unit file that is a link.
     "ln -sfn /srv/data/unit /etc/systemd/system/netreach-tunnel@linkunit.service",
-    # A session owner whose ~/.ssh is a link.
+    # A session owner whose ~/.ssh is a link ...
     "id trapuser >/dev/null 2>&1 || useradd --create-home --shell /bin/bash trapuser",
     "rm -rf /home/trapuser/.ssh && ln -sfn /srv/userssh /home/trapuser/.ssh",
+    # ... and whose ~/.putty is a link.
+    "echo keep > /srv/userputty/keep && rm -rf /home/trapuser/.putty && ln -sfn /srv/userputty /home/trapuser/.putty",
     # A tunnel account whose ~/.ssh is a link.
     "id trapacct >/dev/null 2>&1 || useradd --create-home --shell /bin/sh trapacct",
     "rm -rf /home/trapacct/.ssh && ln -sfn /srv/acctssh /home/trapacct/.ssh",
