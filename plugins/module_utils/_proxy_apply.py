@@ -169,6 +169,13 @@ class ProxyPlan:
                 self.plan.command(["systemctl", "daemon-reload"], changed=False)
                 self.plan.unit("docker.service", action="try-restart")
 
+    def npm_shows_proxies(self) -> bool:
+        """npm 10 and later refuse to print a proxy URL that holds credentials ("option is protected")."""
+        if not self.settings.username:
+            return True
+        rc, out, _err = self.plan.query(["npm", "--version"])
+        return rc == 0 and out.strip().split(".")[0].isdigit() and int(out.strip().split(".")[0]) < 10
+
     def read_backs(self, layers: tuple[str, ...]) -> None:
         """Last steps: each written layer's consumer, where installed, must see what was declared."""
         expected = expected_readbacks(self.settings)
@@ -176,7 +183,8 @@ class ProxyPlan:
             if layer not in READBACKS or not expected[layer]:
                 continue
             args, parse = READBACKS[layer]
-            if not self.module.get_bin_path(args[0]) or (layer == "systemd" and not self.systemd_running()):
+            if not self.module.get_bin_path(args[0]) or (layer == "systemd" and not self.systemd_running()) \
+                    or (layer == "npm" and not self.npm_shows_proxies()):
                 continue
             wanted = expected[layer]
             self.plan.read_back(args, lambda out, parse=parse, wanted=wanted: readback_problem(wanted, parse(out)),

@@ -84,6 +84,7 @@ def fake_consumers(root: str, env_override: dict | None = None) -> dict:
     return {("systemctl", "show-environment"): show_environment, ("apt-config", "dump"):
             lambda _args: (0, read("etc/apt/apt.conf.d/80netreach-proxy"), ""),
             ("git", "config", "--system"): git, ("npm", "config", "get"): npm, ("pip3", "config", "list"): pip,
+            ("npm", "--version"): (0, "9.2.0\n", ""),  # Debian's; npm 10 and later hide a proxy with credentials
             ("systemctl", "list-unit-files"): (0, "docker.service enabled enabled\n", "")}
 
 
@@ -138,7 +139,10 @@ def test_the_manager_is_re_executed_and_docker_restarted_only_when_their_drop_in
     _result, again = run(tmp_path)
     assert ["systemctl", "daemon-reexec"] not in again.commands
     assert ["systemctl", "try-restart", "docker.service"] not in again.commands
-    assert ["systemctl", "show-environment"] in again.commands  # the read-back runs on every real run
+    # The read-backs are the last steps, of every real run, in the order of the layers.
+    assert [args[:3] for args in again.commands[-5:]] == [
+        ["systemctl", "show-environment"], ["apt-config", "dump"], ["git", "config", "--system"],
+        ["pip3", "config", "list"], ["npm", "config", "get"]]
 
 
 def test_a_consumer_that_sees_something_else_fails_naming_the_layer_with_the_password_masked(tmp_path):
@@ -158,6 +162,15 @@ def test_an_unescaped_percent_is_caught_by_the_systemd_read_back(tmp_path, monke
     assert failed.value.result["field"] == "systemd"
     assert "http_proxy is None" in failed.value.result["msg"]
     assert PASSWORD not in failed.value.result["msg"]
+
+
+def test_npm_10_and_later_are_not_asked_for_a_proxy_with_credentials(tmp_path):
+    prepare(tmp_path)
+    module = FakeModule(tmp_path, answers={**fake_consumers(str(tmp_path)), ("npm", "--version"): (0, "11.19.1\n", "")})
+    plan_proxy(module, parse_proxy_settings(PARAMS), ("npm",))
+    assert not [args for args in module.commands if args[:2] == ["npm", "config"]]
+    plan_proxy(module, parse_proxy_settings({**PARAMS, "username": None, "password": None}), ("npm",))
+    assert module.commands[-1][:5] == ["npm", "config", "get", "proxy", "https-proxy"]
 
 
 @given(st.text(st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp")), min_size=1, max_size=40))
