@@ -77,8 +77,8 @@ notes:
   - After writing a layer the module reads it back through its consumer, where that is installed, as the last
     step - C(systemctl show-environment), C(apt-config dump), C(git config --system --get http.proxy),
     C(npm config get), C(pip3 config list) - and fails naming the layer when the consumer sees something else.
-  - In C(DefaultEnvironment) and the docker drop-in a C(%) (of a percent-encoded password, say) is written C(%%):
-    systemd expands specifiers there.
+  - In C(DefaultEnvironment) and the docker drop-in a C(%) (of a percent-encoded password, say) is written as
+    C(%%), because systemd expands specifiers there.
   - Every file is written through the collection's change engine - a symbolic link on the way to a target below
     C(/etc) is refused, never followed.
   - The docker daemon is restarted only when its drop-in changed and docker is installed; the systemd manager is

@@ -367,6 +367,19 @@ def test_a_password_with_every_url_special_character_reaches_a_systemd_services_
         assert not restored.get("failed"), restored
 
 
+def test_a_layer_its_consumer_sees_otherwise_fails_naming_the_layer():
+    """No silent success: a later apt.conf.d file of someone else overrides our proxy; apt-config dump shows it."""
+    host = client()
+    host.check_output("printf 'Acquire::http::Proxy \"http://elsewhere:3128\";\\n' > /etc/apt/apt.conf.d/99zz-lab-other")
+    try:
+        result = run_module("client_proxy", **CONVERGED)
+        assert result.get("failed") and result.get("field") == "apt", result
+        assert "Acquire::http::Proxy is 'http://elsewhere:3128'" in result["msg"], result["msg"]
+    finally:
+        host.check_output("rm -f /etc/apt/apt.conf.d/99zz-lab-other")
+    assert not run_module("client_proxy", **CONVERGED).get("failed")
+
+
 # --- bad input and state=absent (last: it takes everything away) -------------------------------------------
 
 SNAPSHOT = "find /etc /root -xdev -newer /root/not-ours.sha256 -type f 2>/dev/null | sort | xargs -r sha256sum"
