@@ -7,6 +7,9 @@ the reloads, and last the consumers' read-backs. Nothing here writes: the engine
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Callable
+
 from ansible_collections.netreach.tunnels.plugins.module_utils._engine import Plan, target, target_of
 from ansible_collections.netreach.tunnels.plugins.module_utils._proxy import (
     PATHS,
@@ -51,6 +54,33 @@ POLICY_TARGETS = {app: (target_of("/etc", system, field="targets"),
                   for app, (system, dist) in POLICY_PATHS.items()}
 # Files that stay when our block was all they held: the system expects them to exist.
 KEEP_WHEN_EMPTY = {FILES["environment"]}
+
+
+@dataclass(frozen=True)
+class LayerFile:
+    """One file of a layer: a managed BLOCK of lines in a shared file, or a whole file of ours."""
+
+    file: str  # the key of FILES
+    render: Callable  # (settings, warnings) -> the block's lines or the file's text
+    block: bool = False
+    section: str | None = None  # the INI section our block belongs in
+    validate: tuple[str, ...] = ()  # the consumer's own parser, run on the new file where it is installed
+    mode: int | None = None  # None: 0600 when the file holds the password, else 0644
+
+
+LAYERS = {
+    "environment": (LayerFile("environment", lambda s, _w: render_environment_lines(s), block=True),
+                    LayerFile("profile", lambda s, _w: render_profile(s))),
+    "systemd": (LayerFile("systemd", lambda s, _w: render_systemd(s)),),
+    "apt": (LayerFile("apt", render_apt, validate=("apt-config", "-c", "%s", "dump")),),
+    "dnf": (LayerFile("dnf", render_dnf_lines, block=True, section="main"),),
+    "docker": (LayerFile("docker", lambda s, _w: render_docker(s)),),
+    "git": (LayerFile("git", render_git_lines, block=True, validate=("git", "config", "--file", "%s", "--list")),),
+    "pip": (LayerFile("pip", render_pip_lines, block=True, section="global"),),
+    "npm": (LayerFile("npm", render_npm_lines, block=True),),
+    "wget": (LayerFile("wget", render_wget_lines, block=True),),
+    "sudo": (LayerFile("sudo", lambda _s, _w: render_sudo(), mode=0o440, validate=("visudo", "-c", "-q", "-f", "%s")),),
+}
 # The consumer's own reader of each layer and how to parse what it prints.
 READBACKS = {
     "systemd": (["systemctl", "show-environment"], parse_show_environment),
@@ -78,30 +108,27 @@ class ProxyPlan:
             content = content.replace(spelling, password)
         return 0o600 if password in content else 0o644
 
-    def _validator(self, tool: str, *args: str) -> list[str] | None:
+    def _validator(self, command: tuple[str, ...]) -> list[str] | None:
         """The command that checks a new file with the consumer's own parser, where the consumer is installed."""
-        return [tool, *args] if self.module.get_bin_path(tool) else None
+        return list(command) if command and self.module.get_bin_path(command[0]) else None
 
-    def block_file(self, layer: str, lines: list[str] | None, section: str | None = None,
-                   validate: list[str] | None = None) -> bool:
-        tgt = FILES[layer]
-        current = self.plan.read(tgt)
-        if lines is None:
-            if current is None:
-                return False
-            content: str | None = remove_block(current)
-            if content == current:
-                return False
-            if not content.strip() and tgt not in KEEP_WHEN_EMPTY:
-                content = None
-        else:
-            content = merge_block(current, lines, section)
-        return self.plan.file(tgt, content, self._mode(content), validate=validate if content is not None else None)
-
-    def own_file(self, layer: str, content: str | None, mode: int | None = None,
-                 validate: list[str] | None = None) -> bool:
-        return self.plan.file(FILES[layer], content, mode if mode is not None else self._mode(content),
-                              validate=validate)
+    def layer_file(self, spec: LayerFile) -> bool:
+        """Plan one file of a layer (its removal when there are no settings); whether it changes."""
+        tgt = FILES[spec.file]
+        rendered = spec.render(self.settings, self.warnings) if self.settings is not None else None
+        content = rendered
+        if spec.block:
+            current = self.plan.read(tgt)
+            if rendered is None:
+                if current is None or remove_block(current) == current:
+                    return False
+                content = remove_block(current)
+                if not content.strip() and tgt not in KEEP_WHEN_EMPTY:
+                    content = None
+            else:
+                content = merge_block(current, rendered, spec.section)
+        mode = spec.mode if spec.mode is not None else self._mode(content)
+        return self.plan.file(tgt, content, mode, validate=self._validator(spec.validate) if content is not None else None)
 
     def policies(self, app: str) -> None:
         system, dist = POLICY_TARGETS[app]
@@ -125,33 +152,15 @@ class ProxyPlan:
             self.plan.file(tgt, content, 0o644)
 
     def layer(self, name: str) -> bool:
-        """Plan layer NAME; whether its file changed."""
-        settings, warn = self.settings, self.warnings
-        present = settings is not None
-        if name == "environment":
-            changed = self.block_file("environment", render_environment_lines(settings) if present else None)
-            return self.own_file("profile", render_profile(settings) if present else None) or changed
-        if name == "dnf":
-            if present and self.plan.kind(etc("dnf")) != "dir":
-                warn.append("dnf: /etc/dnf does not exist on this host (dnf is not installed); skipped")
-                return False
-            return self.block_file("dnf", render_dnf_lines(settings, warn) if present else None, "main")
+        """Plan layer NAME; whether one of its files changes."""
         if name in POLICY_TARGETS:
             self.policies(name)
             return False
-        if name in ("git", "pip", "npm", "wget"):
-            render = {"git": render_git_lines, "pip": render_pip_lines, "npm": render_npm_lines,
-                      "wget": render_wget_lines}[name]
-            validate = self._validator("git", "config", "--file", "%s", "--list") if name == "git" else None
-            return self.block_file(name, render(settings, warn) if present else None,
-                                   "global" if name == "pip" else None, validate)
-        content = {"systemd": render_systemd, "docker": render_docker, "sudo": lambda _s: render_sudo(),
-                   "apt": lambda s: render_apt(s, warn)}[name](settings) if present else None
-        if name == "apt":
-            return self.own_file("apt", content, validate=self._validator("apt-config", "-c", "%s", "dump"))
-        if name == "sudo":
-            return self.own_file("sudo", content, mode=0o440, validate=["visudo", "-c", "-q", "-f", "%s"])
-        return self.own_file(name, content)
+        if name == "dnf" and self.settings is not None and self.plan.kind(etc("dnf")) != "dir":
+            self.warnings.append("dnf: /etc/dnf does not exist on this host (dnf is not installed); skipped")
+            return False
+        changed = [self.layer_file(spec) for spec in LAYERS[name]]  # every file planned, not the first changed
+        return any(changed)
 
     def systemd_running(self) -> bool:
         return bool(self.module.get_bin_path("systemctl")) and \

@@ -74,9 +74,9 @@ class Session:
 def _forward(kind: str, spec, field_name: str) -> Forward:
     try:
         return parse_forward(kind, spec, field_name)
-    except DeclarationError:
-        raise
-    except ValueError as exc:  # _tunnel's own error until it derives from DeclarationError: same field, message
+    except ValueError as exc:  # _tunnel's TunnelError until it is a DeclarationError: the same field and message
+        if isinstance(exc, DeclarationError) or not hasattr(exc, "field"):
+            raise
         raise DeclarationError(exc.field, exc.message) from None
 
 
