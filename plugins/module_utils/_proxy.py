@@ -376,4 +376,3 @@ def merge_policies(text: str | None, policy: dict | None) -> str | None:
         return None
     document["policies"] = policies
     return json.dumps(document, indent=2, sort_keys=False) + "\n"
-

@@ -18,8 +18,8 @@ def expected_readbacks(settings: ProxySettings) -> dict[str, dict[str, str]]:
     first = settings.http or settings.https or settings.socks
     apt = {f"Acquire::{scheme}::Proxy": settings.url(proxy)
            for scheme, proxy in (("http", settings.http), ("https", settings.https or settings.http)) if proxy}
-    npm = {key: settings.url(proxy) for key, proxy in (("proxy", settings.http),
-                                                        ("https-proxy", settings.https or settings.http)) if proxy}
+    npm = {key: settings.url(proxy)
+           for key, proxy in (("proxy", settings.http), ("https-proxy", settings.https or settings.http)) if proxy}
     return {"systemd": dict(settings.env), "apt": apt, "git": {"http.proxy": settings.url(first)},
             "pip": {"global.proxy": settings.url(first)}, "npm": npm}
 
