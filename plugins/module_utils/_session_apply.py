@@ -6,7 +6,7 @@
 
 Every path lies in the owner's home: the defaults are the home plus parts made from the validated session name,
 a given `path`/`reg_path` must be below the home. A symbolic link on the way (~/.ssh, ~/.ssh/config.d, ~/.putty)
-is refused naming the field, never followed."""
+is refused, never followed, naming `name` for a default path (made from it) and `path`/`reg_path` for a given one."""
 
 from __future__ import annotations
 
@@ -33,9 +33,10 @@ def session_targets(plan: Plan, params: dict, home: str) -> tuple[Target, Target
     name, fmt = params["name"], params["format"]
 
     def given_or(field: str, *default: str) -> Target:
+        # A given path answers for itself; a default one is the home plus parts made from the session name.
         if params.get(field):
             return plan.guard(target_of, home, params[field], field)
-        return plan.guard(target, home, *default, field=field)
+        return plan.guard(target, home, *default, field="name")
 
     if fmt == "openssh":
         return given_or("path", ".ssh", "config.d", f"netreach-{name}.conf"), None
@@ -82,7 +83,7 @@ def plan_openssh(plan: Plan, params: dict, tgt: Target, home: str, session: Sess
     config_dir = tgt.parent
     others = [entry for entry in plan.listdir(config_dir)
               if entry.startswith("netreach-") and entry.endswith(".conf") and entry != tgt.parts[-1]]
-    config = plan.guard(target, home, ".ssh", "config", field="path")
+    config = plan.guard(target, home, ".ssh", "config", field="name")
     include = f"{config_dir.path}/netreach-*.conf" if session is not None or others else None
     current_config = plan.read(config)
     if current_config is None and include is None:

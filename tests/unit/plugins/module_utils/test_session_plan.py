@@ -94,7 +94,7 @@ def test_a_symlinked_directory_in_the_home_is_refused_naming_the_field(tmp_path,
     before = snapshot(str(tmp_path))
     with pytest.raises(Failed) as failed:
         run(tmp_path, {**params(fmt), "state": state})
-    assert failed.value.result["field"] == "path"
+    assert failed.value.result["field"] == "name"  # the default paths are made from the name
     assert "symbolic link" in failed.value.result["msg"] and f"{HOME}/{link.split('/')[0]}" in failed.value.result["msg"]
     assert snapshot(str(tmp_path)) == before
 
@@ -108,6 +108,18 @@ def test_a_given_path_outside_the_owners_home_is_refused_naming_the_field(tmp_pa
     with pytest.raises(Failed) as failed:
         run(tmp_path, spec)
     assert failed.value.result["field"] == field
+    assert snapshot(str(tmp_path)) == before
+
+
+def test_a_symlinked_directory_on_a_given_path_is_refused_naming_that_field(tmp_path):
+    victim = tmp_path / "srv" / "victim"
+    victim.mkdir(parents=True)
+    home(tmp_path).mkdir(parents=True)
+    home(tmp_path, "profiles").symlink_to(victim)
+    before = snapshot(str(tmp_path))
+    with pytest.raises(Failed) as failed:
+        run(tmp_path, {**params("winscp"), "path": f"{HOME}/profiles/WinSCP.ini"})
+    assert failed.value.result["field"] == "path" and "symbolic link" in failed.value.result["msg"]
     assert snapshot(str(tmp_path)) == before
 
 
