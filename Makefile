@@ -10,6 +10,8 @@ COLLECTIONS := $(HOME)/.cache/netreach-tunnels/$(shell echo $(CURDIR) | sha256su
 export NETREACH_COLLECTIONS := $(COLLECTIONS)
 INSTALLED := $(COLLECTIONS)/ansible_collections/netreach/tunnels
 LAB_SUITES := bookworm trixie
+# Images with the neighbours a feature is proven beside (lab/images/packages-VARIANT.txt), as SUITE:VARIANT.
+LAB_VARIANTS := bookworm:neighbours
 
 export PATH := $(VENV)/bin:$(PATH)
 export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
@@ -34,6 +36,7 @@ venv: host
 
 images: host
 	@for suite in $(LAB_SUITES); do bash lab/images/build.sh $$suite || exit 1; done
+	@for variant in $(LAB_VARIANTS); do bash lab/images/build-variant.sh $${variant%%:*} $${variant#*:} || exit 1; done
 
 collection: venv
 	@bash lab/scripts/install-collection.sh
