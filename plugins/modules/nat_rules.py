@@ -163,52 +163,28 @@ rolled_back:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.netreach.tunnels.plugins.module_utils._nat import NatError, parse_nat
-from ansible_collections.netreach.tunnels.plugins.module_utils._nat_apply import NatHost
+from ansible_collections.netreach.tunnels.plugins.module_utils._declaration import DeclarationError
+from ansible_collections.netreach.tunnels.plugins.module_utils._engine import Plan
+from ansible_collections.netreach.tunnels.plugins.module_utils._nat import (
+    check_rollback_timeout,
+    nat_argument_spec,
+    parse_nat,
+)
+from ansible_collections.netreach.tunnels.plugins.module_utils._nat_apply import plan_nat
 
 
 def main() -> None:
-    source_nat = dict(out_interface=dict(type="str", required=True), source=dict(type="str"))
-    module = AnsibleModule(
-        argument_spec=dict(
-            masquerade=dict(type="list", elements="dict", default=[], options=source_nat),
-            snat=dict(type="list", elements="dict", default=[],
-                      options=dict(source_nat, to=dict(type="str", required=True))),
-            port_forwards=dict(type="list", elements="dict", default=[], options=dict(
-                proto=dict(type="str", default="tcp"),
-                port=dict(type="raw", required=True),
-                to=dict(type="str", required=True),
-                in_interface=dict(type="str"),
-                source=dict(type="str"),
-            )),
-            hairpin=dict(type="bool", default=False),
-            forward_policy=dict(type="str", choices=["accept", "drop"], default="accept"),
-            ip_forward=dict(type="bool"),
-            persist=dict(type="bool", default=True),
-            rollback_timeout=dict(type="int", default=30),
-            state=dict(type="str", choices=["present", "absent"], default="present"),
-        ),
-        supports_check_mode=True,
-    )
+    module = AnsibleModule(argument_spec=nat_argument_spec(), supports_check_mode=True)
     params = module.params
-    if params["rollback_timeout"] < 0:
-        module.fail_json(msg="rollback_timeout: must be 0 (no confirm step) or a number of seconds",
-                         field="rollback_timeout")
-    rules = None
-    if params["state"] == "present":
-        try:
-            rules = parse_nat(params)
-        except NatError as exc:
-            module.fail_json(msg=str(exc), field=exc.field)
-    host = NatHost(module)
-    plan = host.plan(rules, params["persist"])
-    sysctl = host.plan_sysctl(rules.ip_forward if rules else None, params["state"])
-    pending = None
-    if not module.check_mode:
-        host.apply_sysctl(sysctl)
-        pending = host.apply(plan, params["rollback_timeout"])
+    try:
+        check_rollback_timeout(params["rollback_timeout"])
+        rules = parse_nat(params) if params["state"] == "present" else None
+    except DeclarationError as exc:
+        module.fail_json(msg=str(exc), field=exc.field)
+    plan = Plan(module)
+    table = plan_nat(plan, rules, params["persist"], params["rollback_timeout"])
     # The action plugin takes pending_confirm off the result and confirms the change over a fresh connection.
-    module.exit_json(**host.result(table=plan["desired_text"], pending_confirm=pending))
+    module.exit_json(**plan.commit(table=table))
 
 
 if __name__ == "__main__":
