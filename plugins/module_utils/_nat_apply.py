@@ -24,6 +24,7 @@ from ansible_collections.netreach.tunnels.plugins.module_utils._nat import (
 )
 from ansible_collections.netreach.tunnels.plugins.module_utils._nat_boot import (
     FORWARD_SYSCTLS,
+    read_only_mount,
     render_confirm,
     render_rollback,
     render_sysctl,
@@ -77,8 +78,14 @@ def plan_sysctl(plan: Plan, ip_forward: bool | None) -> None:
     wanted = "1" if ip_forward else "0"
     for name in FORWARD_SYSCTLS:
         value = (plan.read_foreign(sysctl_path(name)) or "").strip()
-        if value and value != wanted:
-            plan.command(["sysctl", "-q", "-w", f"{name}={wanted}"], label=f"{name} = {wanted} (runtime, was {value})")
+        if not value or value == wanted:
+            continue  # already as declared (or no such family here): nothing is written at runtime
+        if read_only_mount(plan.read_foreign("/proc/self/mounts"), sysctl_path(name)):
+            plan.fail("ip_forward", f"ip_forward: {name} is {value} and /proc/sys is read-only here (a container), "
+                                    f"so it cannot be set to {wanted}; nothing was changed. Set it in the "
+                                    f"container's sysctls (docker run --sysctl {name}={wanted}; sysctls: in compose "
+                                    "or Molecule) or leave ip_forward unset.")
+        plan.command(["sysctl", "-q", "-w", f"{name}={wanted}"], label=f"{name} = {wanted} (runtime, was {value})")
 
 
 def kernel_table(plan: Plan, nft: str) -> tuple[list | None, str]:

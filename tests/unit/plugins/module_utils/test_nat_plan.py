@@ -12,6 +12,7 @@ import pytest
 from ansible_collections.netreach.tunnels.plugins.module_utils._engine import Plan
 from ansible_collections.netreach.tunnels.plugins.module_utils._nat import parse_nat
 from ansible_collections.netreach.tunnels.plugins.module_utils._nat_apply import plan_nat
+from ansible_collections.netreach.tunnels.plugins.module_utils._nat_boot import read_only_mount
 from fakehost import Failed, FakeModule, snapshot
 
 NFT = "/usr/sbin/nft"
@@ -240,3 +241,49 @@ def test_the_diff_shows_the_kernels_table_and_the_boot_state(kernel):
     assert "# nft list table inet netreach\n" in result["diff"]["after"]
     assert "# boot state (/etc/netreach/nat/netreach.nft, netreach-nat.service): the table above, once confirmed" \
         in result["diff"]["after"]
+
+
+# A container's mounts: /proc/sys read-only over a read-write /proc (docker's default).
+CONTAINER_MOUNTS = ("overlay / overlay rw,relatime 0 0\nproc /proc proc rw,nosuid,nodev,noexec,relatime 0 0\n"
+                    "proc /proc/sys proc ro,nosuid,nodev,noexec,relatime 0 0\n")
+
+
+def container(tmp_path, forwarding: str) -> Kernel:
+    kernel = Kernel(str(tmp_path), {"net/ipv4/ip_forward": forwarding, "net/ipv6/conf/all/forwarding": forwarding})
+    (tmp_path / "proc" / "self").mkdir(parents=True)
+    (tmp_path / "proc" / "self" / "mounts").write_text(CONTAINER_MOUNTS)
+    return kernel
+
+
+def test_read_only_proc_sys_with_forwarding_on_writes_nothing_at_runtime(tmp_path):
+    kernel = container(tmp_path, "1")
+    result, module = run(kernel)
+    assert result["changed"] and not [c for c in module.commands if c[0] == "sysctl"]
+    assert (tmp_path / "etc/sysctl.d/90-netreach-nat.conf").exists()  # the boot setting is still declared
+
+
+@pytest.mark.parametrize("check", [False, True])
+def test_read_only_proc_sys_with_forwarding_off_fails_before_any_change(tmp_path, check):
+    kernel = container(tmp_path, "0")
+    before = snapshot(str(tmp_path))
+    module = NatModule(kernel, check_mode=check)
+    with pytest.raises(Failed) as failure:
+        plan_nat(Plan(module), parse_nat(DECLARED), True, 30)
+    result = failure.value.result
+    assert result["field"] == "ip_forward" and result["msg"].startswith("ip_forward: net.ipv4.ip_forward is 0")
+    assert "read-only" in result["msg"] and "container's sysctls" in result["msg"]
+    assert "--sysctl net.ipv4.ip_forward=1" in result["msg"]
+    assert snapshot(str(tmp_path)) == before and kernel.table is None
+    assert module.commands == []  # it failed before even asking nft
+
+
+@pytest.mark.parametrize(("mounts", "path", "expected"), [
+    (CONTAINER_MOUNTS, "/proc/sys/net/ipv4/ip_forward", True),
+    (CONTAINER_MOUNTS, "/proc/self/status", False),
+    ("proc /proc proc rw 0 0\n", "/proc/sys/net/ipv4/ip_forward", False),
+    ("proc /proc proc ro 0 0\nproc /proc/sys proc rw 0 0\n", "/proc/sys/net/ipv4/ip_forward", False),
+    ("proc /proc/sysfoo proc ro 0 0\n", "/proc/sys/net", False),
+    (None, "/proc/sys/net", False),
+])
+def test_read_only_mount_takes_the_innermost_mount(mounts, path, expected):
+    assert read_only_mount(mounts, path) is expected
