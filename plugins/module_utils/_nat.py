@@ -33,6 +33,7 @@ IFNAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,15}$|^[A-Za-z0-9_.-]{1,14}\*$")
 PORT_RANGE_RE = re.compile(r"^([0-9]{1,5})(?:-([0-9]{1,5}))?$")
 PROTOS = ("tcp", "udp")
 POLICIES = ("accept", "drop")
+FOREIGN_DROP = ("fail", "ignore")
 HEADER = "# netreach.tunnels nat_rules: this table is replaced as a whole on every change; edits here are lost.\n"
 
 Address = typing.Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
@@ -98,6 +99,7 @@ class NatRules:
     hairpin: bool
     forward_policy: str
     ip_forward: bool | None
+    foreign_drop: str = "fail"
 
 
 def nft_family(version: int) -> str:
@@ -206,7 +208,7 @@ def parse_nat(params: dict) -> NatRules:
                          or forward.in_interface == earlier.in_interface)
                     and _overlap(forward.source, earlier.source)):
                 raise DeclarationError(f"port_forwards[{i}].port",
-                               f"{forward.proto} {forward.ports} overlaps port_forwards[{j}] ({earlier.proto} {earlier.ports})")
+                                       f"{forward.proto} {forward.ports} overlaps port_forwards[{j}] ({earlier.proto} {earlier.ports})")
     policy = params.get("forward_policy") or "accept"
     if policy not in POLICIES:
         raise DeclarationError("forward_policy", f"expected one of {', '.join(POLICIES)}, got {policy!r}")
@@ -216,7 +218,10 @@ def parse_nat(params: dict) -> NatRules:
     ip_forward = params.get("ip_forward")
     if ip_forward is not None and not isinstance(ip_forward, bool):
         raise DeclarationError("ip_forward", f"expected a boolean, got {ip_forward!r}")
-    rules = NatRules(masquerade, snat, forwards, hairpin, policy, ip_forward)
+    foreign_drop = params.get("foreign_drop") or "fail"
+    if foreign_drop not in FOREIGN_DROP:
+        raise DeclarationError("foreign_drop", f"expected one of {', '.join(FOREIGN_DROP)}, got {foreign_drop!r}")
+    rules = NatRules(masquerade, snat, forwards, hairpin, policy, ip_forward, foreign_drop)
     if hairpin and forwards and not any(_hairpin_sources(rules, forward.family) for forward in forwards):
         raise DeclarationError("hairpin", "needs masquerade or snat entries with a source network in the forwards' family")
     return rules
@@ -240,6 +245,7 @@ def nat_argument_spec() -> dict:
         hairpin=dict(type="bool", default=False),
         forward_policy=dict(type="str", choices=list(POLICIES), default="accept"),
         ip_forward=dict(type="bool"),
+        foreign_drop=dict(type="str", choices=list(FOREIGN_DROP), default="fail"),
         persist=dict(type="bool", default=True),
         rollback_timeout=dict(type="int", default=30),
         state=dict(type="str", choices=["present", "absent"], default="present"),

@@ -26,11 +26,13 @@ from ansible_collections.netreach.tunnels.plugins.module_utils._nat_boot import 
     FORWARD_SYSCTLS,
     read_only_mount,
     render_confirm,
+    render_nftables_dropin,
     render_rollback,
     render_sysctl,
     render_unit,
     sysctl_path,
 )
+from ansible_collections.netreach.tunnels.plugins.module_utils._nat_neighbours import neighbours
 
 # Volatile on purpose: a pending change and its rollback do not survive a reboot, so a reboot boots the
 # last confirmed state and nothing can confirm a change that is no longer running.
@@ -41,33 +43,81 @@ UNIT = "netreach-nat.service"
 UNIT_FILE = target("/etc/systemd/system", UNIT, field="persist")
 SYSCTL_FILE = target("/etc/sysctl.d", "90-netreach-nat.conf", field="ip_forward")
 ROLLBACK_UNIT = "netreach-nat-rollback-{token}"
+NFTABLES = "nftables.service"
+NFTABLES_DROPIN = target("/etc/systemd/system", f"{NFTABLES}.d", field="persist")
 
 
-def plan_nat(plan: Plan, rules: NatRules | None, persist: bool, rollback_timeout: int) -> str:
-    """Add the steps of one run to PLAN; returns our table as the kernel will list it ("" when absent)."""
+def plan_nat(plan: Plan, rules: NatRules | None, persist: bool, rollback_timeout: int) -> dict:
+    """Add the steps of one run to PLAN; returns the result's extras: our table as the kernel will list it ("" when
+    absent) and the gateway's neighbours."""
     nft = plan.module.get_bin_path("nft", required=True)
+    around = read_neighbours(plan, nft)
+    if rules is not None and rules.foreign_drop == "fail" and (rules.port_forwards or rules.masquerade or rules.snat):
+        refuse_foreign_drops(plan, around["dropping_chains"])
     plan_sysctl(plan, rules.ip_forward if rules else None)
     replace = render_replace(render_table(rules) if rules else None)
     current, current_text = kernel_table(plan, nft)
     desired, desired_text = preflight(plan, nft, replace) if rules is not None else (None, "")
     boot_rules = replace if rules is not None and persist else None
-    if boot_rules is not None:
-        plan.directory(BOOT.parent, 0o755)  # shared with the tunnels: traversable, as it always was
-        plan.directory(BOOT, 0o755)
-        plan.file(UNIT_FILE, render_unit(nft, BOOT_RULES.path), 0o644)
-        plan.daemon_reload()
-        plan.unit(UNIT, enabled=True)
-        boot_changed = plan.read(BOOT_RULES) != boot_rules
-    else:
-        # Read, not just looked at: a link in their place is refused here, as a write would be.
-        boot_changed = plan.read(BOOT_RULES) is not None or plan.read(UNIT_FILE) is not None or \
-            plan.kind(BOOT) is not None
+    boot_changed = plan_boot(plan, nft, boot_rules, around["nftables_service"]["installed"])
     kernel_changed = current != desired
     if kernel_changed or boot_changed:
         texts = (current_text, desired_text) if kernel_changed else None
         plan_transaction(plan, nft, replace if kernel_changed else None, current_text, boot_rules, texts,
                          boot_changed, rollback_timeout if kernel_changed else 0)
-    return desired_text
+    return {"table": desired_text, "neighbours": around}
+
+
+def read_neighbours(plan: Plan, nft: str) -> dict:
+    """What else filters the gateway's packets: nftables.service, firewalld, foreign dropping chains."""
+    rc, listing, err = plan.query([nft, "-j", "list", "ruleset"])
+    if rc != 0:
+        plan.fail(None, f"nft list ruleset failed: {err.strip()}", rc=rc)
+    if plan.kind(target("/run", "systemd", "system")) != "dir":
+        return neighbours(listing, (False, False, False), False)
+    loaded = plan.query(["systemctl", "show", "--property=LoadState", "--value", NFTABLES])[1].strip() == "loaded"
+    active, enabled = plan.unit_state(NFTABLES) if loaded else (False, False)
+    return neighbours(listing, (loaded, enabled, active), plan.unit_state("firewalld.service")[0])
+
+
+def refuse_foreign_drops(plan: Plan, chains: list[dict]) -> None:
+    """Fail before any change when another table's chain may drop the declared flows: a green task with dead
+    forwards is the worst outcome for a gateway."""
+    if not chains:
+        return
+    named = "; ".join(f"table {c['table']} chain {c['chain']} (hook {c['hook']}, policy {c['policy']}"
+                      f"{', ends in ' + c['ends_in'] if c['ends_in'] in ('drop', 'reject') else ''}"
+                      f"{', ' + c['owner'] + ' owns it' if c['owner'] else ''})" for c in chains)
+    plan.fail("foreign_drop", f"foreign_drop: {named} may drop the declared forwards or masquerade, and nat_rules "
+                              "cannot make them pass there; nothing was changed. Accept the flows in that table "
+                              "yourself and set foreign_drop: ignore.")
+
+
+def plan_boot(plan: Plan, nft: str, boot_rules: str | None, nftables_installed: bool) -> bool:
+    """The boot unit, and the drop-in that loads our table again after nftables.service (which begins with
+    `flush ruleset`) starts or reloads; returns whether the confirmed boot rules change."""
+    dropin = NFTABLES_DROPIN.child("netreach-nat.conf")
+    if boot_rules is None:
+        if plan.listdir(NFTABLES_DROPIN) == ["netreach-nat.conf"]:
+            plan.remove_tree(NFTABLES_DROPIN)
+        else:
+            plan.remove(dropin)
+        plan.daemon_reload()
+        # Read, not just looked at: a link in their place is refused here, as a write would be.
+        return plan.read(BOOT_RULES) is not None or plan.read(UNIT_FILE) is not None or plan.kind(BOOT) is not None
+    plan.directory(BOOT.parent, 0o755)  # shared with the tunnels: traversable, as it always was
+    plan.directory(BOOT, 0o755)
+    unit_changed = plan.file(UNIT_FILE, render_unit(nft, BOOT_RULES.path), 0o644)
+    if nftables_installed:
+        plan.file(dropin, render_nftables_dropin(nft, BOOT_RULES.path), 0o644)
+    else:
+        plan.remove(dropin)
+    plan.daemon_reload()
+    if unit_changed and plan.read(UNIT_FILE) is not None:
+        plan.command(["systemctl", "reenable", UNIT])  # [Install] may have changed: its links follow it
+    else:
+        plan.unit(UNIT, enabled=True)
+    return plan.read(BOOT_RULES) != boot_rules
 
 
 def plan_sysctl(plan: Plan, ip_forward: bool | None) -> None:

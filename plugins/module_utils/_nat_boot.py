@@ -25,7 +25,7 @@ Description=netreach gateway NAT and port forwards (last confirmed state)
 DefaultDependencies=no
 Wants=network-pre.target
 Before=network-pre.target shutdown.target
-After=local-fs.target
+After=local-fs.target nftables.service
 Conflicts=shutdown.target
 ConditionPathExists={rules}
 
@@ -36,6 +36,17 @@ ExecStart={nft} -f {rules}
 
 [Install]
 WantedBy=sysinit.target
+"""
+
+
+def render_nftables_dropin(nft: str, rules: str) -> str:
+    """A drop-in of Debian's nftables.service, whose ruleset begins with `flush ruleset`: our last confirmed table
+    is loaded again after every start, restart and reload of it ('-': a missing file never fails that service)."""
+    return f"""\
+# netreach.tunnels nat_rules: load the last confirmed NAT table again whenever nftables.service loads its ruleset.
+[Service]
+ExecStartPost=-{nft} -f {rules}
+ExecReload=-{nft} -f {rules}
 """
 
 

@@ -363,3 +363,63 @@ def test_an_unconfirmed_change_is_not_what_boots(ssh_lab):
         if process.poll() is None:
             process.kill()
         process.communicate()
+
+
+# --- neighbours (issue 14): last, because Debian's nftables.service begins with `flush ruleset` ---------------
+
+
+def assert_forward_and_masquerade_carry_traffic(when: str) -> None:
+    page = fetch("outside", f"http://{addr('gw', 'outside')}:8080/")
+    assert f"{INSIDE_PAGE}; you are {addr('outside', 'outside')}" in page, f"no forward {when}: {page!r}\n{our_table()}"
+    page = fetch("inside", f"http://{addr('outside', 'outside')}/")
+    assert f"you are {addr('gw', 'outside')}" in page, f"no masquerade {when}: {page!r}"
+
+
+def test_a_docker_style_forward_drop_fails_before_any_change_naming_table_and_chain():
+    gw = lab_host("gw")
+    # As Docker sets up a host: iptables-nft's ip filter FORWARD with policy drop, jumping to DOCKER-USER first.
+    gw.check_output("iptables -N DOCKER-USER && iptables -A DOCKER-USER -j RETURN && iptables -A FORWARD -j DOCKER-USER"
+                    " && iptables -P FORWARD DROP")
+    try:
+        before = snapshot()
+        changed = declaration(port_forwards=declaration()["port_forwards"] + [
+            {"proto": "tcp", "port": 9091, "to": f"{addr('inside', 'inside')}:80"}])
+        for check in (True, False):
+            result = run_module(changed, check=check)
+            assert result.get("failed") and result.get("field") == "foreign_drop", result
+            assert "table ip filter chain FORWARD (hook forward, policy drop, docker owns it)" in result["msg"], result
+        assert snapshot() == before, "the refused run changed the gateway"
+        # What the failure protects from: the forward is dead behind Docker's policy.
+        assert fetch("outside", f"http://{addr('gw', 'outside')}:8080/") == ""
+        ignored = run_module(dict(changed, foreign_drop="ignore"))
+        assert ignored["changed"] and ignored["neighbours"]["dropping_chains"][0]["chain"] == "FORWARD", ignored
+    finally:
+        gw.run("iptables -P FORWARD ACCEPT; iptables -D FORWARD -j DOCKER-USER; iptables -F DOCKER-USER; "
+               "iptables -X DOCKER-USER")
+    assert run_module(declaration())["changed"]
+    assert_forward_and_masquerade_carry_traffic("after Docker's policy went back to accept")
+
+
+def test_debians_nftables_service_restart_reload_and_boot_keep_forwards_and_masquerade():
+    gw = lab_host("gw")
+    assert "netreach-nat.conf" in gw.check_output("systemctl cat nftables.service"), "no drop-in for nftables.service"
+    try:
+        # Debian's stock /etc/nftables.conf: `flush ruleset`, then its inet filter table.
+        gw.check_output("systemctl enable --now nftables.service")
+        assert_forward_and_masquerade_carry_traffic("after nftables.service started")
+        for action in ("restart", "reload"):
+            gw.check_output(f"systemctl {action} nftables.service")
+            assert "table inet filter" in gw.check_output("nft list tables"), "nftables.service did not load its config"
+            assert_forward_and_masquerade_carry_traffic(f"after systemctl {action} nftables")
+        checked = run_module(declaration(), check=True)
+        assert not checked["changed"], checked
+        assert checked["neighbours"]["nftables_service"] == {"installed": True, "enabled": True, "active": True}
+        restart_gateway()
+        assert "table inet filter" in lab_host("gw").check_output("nft list tables")
+        seconds = wait_until(lambda: INSIDE_PAGE in fetch("outside", f"http://{addr('gw', 'outside')}:8080/"), 20)
+        assert seconds is not None, f"no forward after the reboot:\n{labtest.journal(gw, 'nftables')}"
+        assert_forward_and_masquerade_carry_traffic("after docker restart of the gateway with nftables.service enabled")
+    finally:
+        gw.run("systemctl disable --now nftables.service")  # its ExecStop flushes the ruleset
+    assert run_module(declaration())["changed"], "our table should have gone with nftables.service's stop"
+    assert_forward_and_masquerade_carry_traffic("after the rerun")
