@@ -11,7 +11,7 @@ description:
   - Declares the whole NAT state of a gateway (masquerade, SNAT, port forwards, the forward filter) as the
     nftables table C(inet netreach), and replaces that table in one atomic C(nft -f) transaction.
   - Owns only its own table; never flushes the ruleset. Docker's, firewalld's and every other table stay as they are.
-    A foreign chain that would drop the declared flows fails the task before any change (see O(foreign_drop)):
+    A foreign chain that would drop the declared flows fails the task before any change (see O(foreign_drop)),
     never a green task with dead forwards.
   - Idempotent against the kernel itself. The declared table is loaded in a throw-away network namespace and
     compared with C(nft -j list table inet netreach), so a table changed behind Ansible's back is put right.
@@ -109,8 +109,12 @@ options:
   foreign_drop:
     description:
       - What to do when another table has a base chain on prerouting, forward or postrouting whose policy is
-        drop or whose last rule drops or rejects (Docker's C(ip filter FORWARD), firewalld, ufw, a hand-made
-        table): it may drop the declared flows, and this module does not change other tables.
+        drop or whose last rule drops or rejects (firewalld, ufw, a hand-made table) - it may drop the declared
+        flows, and this module does not change other tables.
+      - Docker's C(ip filter FORWARD) policy drop is handled as Docker documents it - the chain C(NETREACH-NAT),
+        jumped to first from C(DOCKER-USER), accepts exactly the declared flows (each forward's DNATed
+        connections, each masquerade and SNAT entry's traffic and replies), and C(netreach-nat-docker.service)
+        loads it again after C(docker.service) starts at boot.
       - C(fail) fails before changing anything, naming each such table and chain. C(ignore) applies anyway
         (when you accept the flows in that table yourself). The chains are reported in RV(neighbours) either way.
     type: str
@@ -182,6 +186,11 @@ neighbours:
       returned: always
     firewalld:
       description: Whether C(firewalld.service) is active.
+      type: dict
+      returned: always
+    docker:
+      description: The families (C(ip), C(ip6)) with Docker's C(DOCKER-USER) chain (C(docker_user)) and those where
+        our C(NETREACH-NAT) chain accepts the declared flows (C(accepted_in)).
       type: dict
       returned: always
     dropping_chains:
