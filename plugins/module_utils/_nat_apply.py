@@ -32,6 +32,19 @@ from ansible_collections.netreach.tunnels.plugins.module_utils._nat_boot import 
     render_unit,
     sysctl_path,
 )
+from ansible_collections.netreach.tunnels.plugins.module_utils._nat_docker import (
+    CHAIN,
+    DOCKER_USER,
+    TOOLS,
+    docker_user_families,
+    listed,
+    normalise,
+    render_chain,
+    render_jump,
+    render_removal,
+    render_restore,
+)
+from ansible_collections.netreach.tunnels.plugins.module_utils._nat_docker import render_unit as render_docker_unit
 from ansible_collections.netreach.tunnels.plugins.module_utils._nat_neighbours import neighbours
 
 # Volatile on purpose: a pending change and its rollback do not survive a reboot, so a reboot boots the
@@ -44,6 +57,8 @@ UNIT_FILE = target("/etc/systemd/system", UNIT, field="persist")
 SYSCTL_FILE = target("/etc/sysctl.d", "90-netreach-nat.conf", field="ip_forward")
 ROLLBACK_UNIT = "netreach-nat-rollback-{token}"
 NFTABLES = "nftables.service"
+DOCKER_UNIT = "netreach-nat-docker.service"
+DOCKER_UNIT_FILE = target("/etc/systemd/system", DOCKER_UNIT, field="persist")
 NFTABLES_DROPIN = target("/etc/systemd/system", f"{NFTABLES}.d", field="persist")
 
 
@@ -52,14 +67,17 @@ def plan_nat(plan: Plan, rules: NatRules | None, persist: bool, rollback_timeout
     absent) and the gateway's neighbours."""
     nft = plan.module.get_bin_path("nft", required=True)
     around = read_neighbours(plan, nft)
+    beside_docker = docker_user_families(around["dropping_chains"]) if rules is not None else []
     if rules is not None and rules.foreign_drop == "fail" and (rules.port_forwards or rules.masquerade or rules.snat):
-        refuse_foreign_drops(plan, around["dropping_chains"])
+        refuse_foreign_drops(plan, [c for c in around["dropping_chains"] if not (
+            c["owner"] == "docker" and c["chain"] == "FORWARD" and c["table"].split()[0] in beside_docker)])
     plan_sysctl(plan, rules.ip_forward if rules else None)
     replace = render_replace(render_table(rules) if rules else None)
     current, current_text = kernel_table(plan, nft)
     desired, desired_text = preflight(plan, nft, replace) if rules is not None else (None, "")
     boot_rules = replace if rules is not None and persist else None
     boot_changed = plan_boot(plan, nft, boot_rules, around["nftables_service"]["installed"])
+    plan_docker(plan, rules, beside_docker, around["docker"]["accepted_in"], persist)
     kernel_changed = current != desired
     if kernel_changed or boot_changed:
         texts = (current_text, desired_text) if kernel_changed else None
@@ -118,6 +136,43 @@ def plan_boot(plan: Plan, nft: str, boot_rules: str | None, nftables_installed: 
     else:
         plan.unit(UNIT, enabled=True)
     return plan.read(BOOT_RULES) != boot_rules
+
+
+def plan_docker(plan: Plan, rules: NatRules | None, families: list[str], present: list[str], persist: bool) -> None:
+    """Where Docker's FORWARD drops (FAMILIES), our chain in its DOCKER-USER accepts exactly the declared flows;
+    elsewhere (PRESENT: where our chain is) it goes. A unit loads it again after docker.service starts at boot."""
+    restores = []
+    for family, (tool, restore) in TOOLS.items():
+        rules_file = BOOT.child(f"docker-user-{family}.rules")
+        tool_path = plan.module.get_bin_path(tool) or tool
+        if family not in families:
+            plan.remove(rules_file)
+            if family in present:
+                plan.command(["/bin/sh", "-c", render_removal(tool_path)],
+                             label=f"{family} filter: {CHAIN} and its jump from DOCKER-USER removed")
+            continue
+        wanted = render_chain(rules, family)
+        text = render_restore(wanted)
+        live = plan.query([tool_path, "-S", CHAIN])[1] if family in present else ""
+        jumps = family in present and plan.query([tool_path, "-C", DOCKER_USER, "-j", CHAIN])[0] == 0
+        if persist:
+            plan.file(rules_file, text, 0o644)
+            restores.append((tool_path, plan.module.get_bin_path(restore) or restore, rules_file.path))
+        else:
+            plan.remove(rules_file)
+        if listed(live) != [normalise(rule) for rule in wanted] or not jumps:
+            plan.command([plan.module.get_bin_path(restore) or restore, "--noflush"], data=text,
+                         label=f"{family} filter {CHAIN} (jumped to from DOCKER-USER): {len(wanted)} rules accepting "
+                               "the declared flows")
+            plan.command(["/bin/sh", "-c", render_jump(tool_path)], changed=False)
+    if restores:
+        plan.file(DOCKER_UNIT_FILE, render_docker_unit(restores), 0o644)
+        plan.daemon_reload()
+        plan.unit(DOCKER_UNIT, enabled=True)
+    elif plan.read(DOCKER_UNIT_FILE) is not None:
+        plan.command(["systemctl", "disable", DOCKER_UNIT])
+        plan.remove(DOCKER_UNIT_FILE)
+        plan.daemon_reload()
 
 
 def plan_sysctl(plan: Plan, ip_forward: bool | None) -> None:

@@ -67,9 +67,20 @@ def dropping_chains(listing: str) -> list[dict]:
     return sorted(found, key=lambda entry: (HOOKS.index(entry["hook"]), entry["priority"], entry["table"]))
 
 
+def filter_chains(listing: str, name: str) -> list[str]:
+    """The families (ip, ip6) whose iptables `filter` table has a chain NAME (DOCKER-USER, ours beside it)."""
+    items = json.loads(listing or "{}").get("nftables", [])
+    return sorted({item["chain"].get("family") for item in items if "chain" in item
+                   and item["chain"].get("table") == "filter" and item["chain"].get("name") == name
+                   and item["chain"].get("family") in ("ip", "ip6")})
+
+
 def neighbours(listing: str, nftables_service: tuple[bool, bool, bool], firewalld_active: bool) -> dict:
-    """The result's `neighbours`: nftables.service (installed, enabled, active), firewalld, the dropping chains."""
+    """The result's `neighbours`: nftables.service (installed, enabled, active), firewalld, Docker's DOCKER-USER
+    (and where our chain beside it is), the dropping chains."""
     installed, enabled, active = nftables_service
     return {"nftables_service": {"installed": installed, "enabled": enabled, "active": active},
             "firewalld": {"active": firewalld_active},
+            "docker": {"docker_user": filter_chains(listing, "DOCKER-USER"),
+                       "accepted_in": filter_chains(listing, "NETREACH-NAT")},
             "dropping_chains": dropping_chains(listing)}
