@@ -17,6 +17,8 @@ NFT = "/usr/sbin/nft"
 DECLARED = dict(masquerade=[{"out_interface": "eth0", "source": "10.10.0.0/24"}], snat=[],
                 port_forwards=[{"proto": "tcp", "port": 8080, "to": "10.10.0.5:80", "in_interface": "eth0"}],
                 forward_policy="drop", ip_forward=True)
+
+
 class Kernel:
     """What the fake host's kernel and systemd hold: our table (nft input text) and the enabled units."""
 
@@ -59,8 +61,9 @@ class Kernel:
             self.chains[family] = [line[len("-A NETREACH-NAT "):] for line in data.splitlines() if line.startswith("-A ")]
             return 0, "", ""
         if args[0].endswith("tables") and args[1] == "-S":
-            return 0, "".join(f"-N NETREACH-NAT\n" + "".join(f"-A NETREACH-NAT {r}\n" for r in self.chains[family])
-                              for _ in [0] if family in self.chains), ""
+            if family not in self.chains:
+                return 1, "", "iptables: No chain/target/match by that name."
+            return 0, "-N NETREACH-NAT\n" + "".join(f"-A NETREACH-NAT {rule}\n" for rule in self.chains[family]), ""
         if args[0].endswith("tables") and args[1] == "-C":
             return (0 if family in self.jumps else 1), "", ""
         if args[:2] == ["/bin/sh", "-c"]:
