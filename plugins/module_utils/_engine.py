@@ -437,9 +437,9 @@ class Plan:
     def read_foreign(self, path: str) -> str | None:
         return self.host.read_foreign(path)
 
-    def query(self, args: list[str]) -> tuple[int, str, str]:
-        """A read-only command (systemctl show, nft list): it runs in check mode too."""
-        return self.module.run_command(args)
+    def query(self, args: list[str], data: str | None = None) -> tuple[int, str, str]:
+        """A read-only command (systemctl show, nft list, nft -c -f /dev/stdin with DATA): runs in check mode too."""
+        return self.module.run_command(args, data=data)
 
     def unit_state(self, unit: str) -> tuple[bool, bool]:
         """(active, enabled) of UNIT; "activating" counts as active: a unit between two attempts is started."""
@@ -476,6 +476,8 @@ class Plan:
         kind = self.kind(tgt)
         if kind == "dir" and not self._meta_differs(tgt, mode, owner, group):
             return False
+        if kind == "link":
+            self.fail(tgt.field, f"{tgt.path} is a symbolic link; refusing to follow or replace it")
         if kind not in (None, "dir"):
             self.fail(tgt.field, f"{tgt.path} exists and is not a directory")
         self._add(DirStep(f"directory {tgt.path}", True, "" if kind is None else f"# {tgt.path}/ (other mode or owner)\n",

@@ -160,6 +160,8 @@ nat_case("snat[0].to", snat=[{"out_interface": "eth0", "source": "10.20.0.0/24",
 nat_case("snat[0].to", snat=[{"out_interface": "eth0", "source": "10.20.0.0/24", "to": "fd00::1"}])
 for bad in ["reject", "DROP;", "drop accept"]:
     nat_case("forward_policy", forward_policy=bad)
+for bad in ["accept", "FAIL", "fail;", "ignore all"]:
+    nat_case("foreign_drop", foreign_drop=bad)
 
 # client_proxy
 PROXY = dict(http_proxy="http://proxy.corp:8080", https_proxy="http://proxy.corp:8080", socks_proxy=None,

@@ -229,3 +229,21 @@ def test_a_failed_apply_disarms_and_fails(tmp_path):
     with pytest.raises(Failed):
         plan.commit()
     assert module.commands[-1] == ["disarm"]
+
+
+def test_a_query_can_feed_stdin_and_runs_in_check_mode(tmp_path):
+    seen = []
+    module = FakeModule(tmp_path, check_mode=True)
+    module.run_command = lambda args, data=None, **_kw: seen.append((args, data)) or (0, "ok", "")
+    assert Plan(module).query(["nft", "-c", "-f", "/dev/stdin"], data="table inet x {}\n") == (0, "ok", "")
+    assert seen == [(["nft", "-c", "-f", "/dev/stdin"], "table inet x {}\n")]
+
+
+def test_a_directory_that_is_a_symlink_is_refused_as_one(tmp_path):
+    (tmp_path / "srv").mkdir()
+    (tmp_path / "etc" / "netreach").mkdir(parents=True)
+    os.symlink(str(tmp_path / "srv"), str(tmp_path / "etc" / "netreach" / "nat"))
+    plan, _module = plan_for(tmp_path)
+    with pytest.raises(Failed) as failure:
+        plan.directory(target(ROOT, "netreach", "nat", field="persist"))
+    assert failure.value.result["field"] == "persist" and "symbolic link" in failure.value.result["msg"]
