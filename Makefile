@@ -10,6 +10,8 @@ COLLECTIONS := $(HOME)/.cache/netreach-tunnels/$(shell echo $(CURDIR) | sha256su
 export NETREACH_COLLECTIONS := $(COLLECTIONS)
 INSTALLED := $(COLLECTIONS)/ansible_collections/netreach/tunnels
 LAB_SUITES := bookworm trixie
+# Images with the neighbours a feature is proven beside (lab/images/packages-VARIANT.txt), as SUITE:VARIANT.
+LAB_VARIANTS := bookworm:neighbours
 
 export PATH := $(VENV)/bin:$(PATH)
 export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
@@ -17,7 +19,7 @@ export PYTHONPATH := $(COLLECTIONS)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
 .PHONY: help setup host venv tool-venvs images collection unit argspecs lint sanity changelog-lint docs-test importer matrix \
-	controller-2.16 molecule test docs changelog demo demo-down lab-down bench clean
+	controller-2.16 molecule scenario test docs changelog demo demo-down lab-down bench clean
 
 help:
 	@echo "make test       set up everything on this machine, then run every test"
@@ -41,6 +43,7 @@ tool-venvs: host
 
 images: host
 	@for suite in $(LAB_SUITES); do bash lab/images/build.sh $$suite || exit 1; done
+	@for variant in $(LAB_VARIANTS); do bash lab/images/build-variant.sh $${variant%%:*} $${variant#*:} || exit 1; done
 
 collection: venv
 	@bash lab/scripts/install-collection.sh
@@ -74,6 +77,10 @@ controller-2.16: setup collection tool-venvs
 
 molecule: setup collection
 	@bash lab/scripts/test.sh molecule
+
+# One scenario, for development: make scenario S=tunnels (ARGS=converge to run one molecule step instead).
+scenario: setup collection
+	@molecule $(or $(ARGS),test) -s $(S)
 
 test: setup tool-venvs collection
 	@bash lab/scripts/test.sh

@@ -151,13 +151,17 @@ def record(path):
     else:
         what = "special"
     paths[path] = "%o %d:%d %s" % (st.st_mode, st.st_uid, st.st_gid, what)
-record("/etc")
-for root, dirs, files in os.walk("/etc"):
-    dirs[:] = sorted(d for d in dirs if os.path.join(root, d) not in excluded)
-    for name in dirs + sorted(files):
-        path = os.path.join(root, name)
-        if path not in excluded:
-            record(path)
+# /etc, and where a hostile name or a planted link would lead a write or removal: homes, /srv, /run/netreach.
+for top in ("/etc", "/root", "/home", "/srv", "/run/netreach"):
+    if not os.path.lexists(top):
+        continue
+    record(top)
+    for root, dirs, files in os.walk(top):
+        dirs[:] = sorted(d for d in dirs if os.path.join(root, d) not in excluded)
+        for name in dirs + sorted(files):
+            path = os.path.join(root, name)
+            if path not in excluded:
+                record(path)
 def run(*argv):
     done = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
     return done.stdout.splitlines() + (["exit %d" % done.returncode] if done.returncode else [])
@@ -175,7 +179,8 @@ print(hashlib.sha256(text.encode()).hexdigest() if digest else text)
 # itself while a scenario runs (docker writes /etc/hosts, /etc/hostname and /etc/resolv.conf once at start;
 # ldconfig and the package manager run only when a playbook installs something). A path goes here only with the
 # reason it changes on its own.
-SNAPSHOT_EXCLUDED: tuple[str, ...] = ()
+# Ansible's own remote temporary files come and go with every task.
+SNAPSHOT_EXCLUDED: tuple[str, ...] = ("/root/.ansible",)
 
 
 def snapshot_command(*options: str) -> list[str]:
@@ -184,9 +189,10 @@ def snapshot_command(*options: str) -> list[str]:
 
 
 def snapshot(host) -> dict:
-    """What a bad input must not change on HOST (a testinfra host): /etc, the systemd unit lists, the nft ruleset.
+    """What a bad input must not change on HOST (a testinfra host): /etc, /root, /home, /srv and /run/netreach,
+    the systemd unit lists, the nft ruleset.
 
-    /etc maps every path to "mode uid:gid sha256-or-link-target"; units and unit_files are the lines of
+    "etc" (all those trees) maps every path to "mode uid:gid sha256-or-link-target"; units and unit_files are the lines of
     `systemctl list-units --all` and `systemctl list-unit-files`; nft is `nft list ruleset`.
     """
     command = snapshot_command()

@@ -3,7 +3,7 @@
 #
 # Private module_utils of netreach.tunnels: the gateway NAT model. Not a public API; it may change at any time.
 #
-# parse_nat() turns module parameters into NatRules (or raises NatError naming the bad field); render_*() are
+# parse_nat() turns module parameters into NatRules (or raises DeclarationError naming the bad field); render_*() are
 # pure functions from NatRules to nft input text; normalise_listing() makes `nft -j list table` output
 # comparable. Nothing here touches the host.
 """The gateway NAT model: masquerade, SNAT and port forwards parsed, validated and rendered for nft."""
@@ -16,6 +16,14 @@ import re
 import typing
 from dataclasses import dataclass
 
+from ansible_collections.netreach.tunnels.plugins.module_utils._declaration import (
+    DeclarationError,
+    check_address,
+    check_keys,
+    check_network,
+    check_port,
+)
+
 FAMILY = "inet"
 TABLE = "netreach"
 TABLE_SPEC = f"{FAMILY} {TABLE}"
@@ -25,18 +33,15 @@ IFNAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,15}$|^[A-Za-z0-9_.-]{1,14}\*$")
 PORT_RANGE_RE = re.compile(r"^([0-9]{1,5})(?:-([0-9]{1,5}))?$")
 PROTOS = ("tcp", "udp")
 POLICIES = ("accept", "drop")
+FOREIGN_DROP = ("fail", "ignore")
 HEADER = "# netreach.tunnels nat_rules: this table is replaced as a whole on every change; edits here are lost.\n"
 
 Address = typing.Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
 Network = typing.Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
 
 
-class NatError(ValueError):
-    """A bad NAT declaration; `field` names the offending parameter."""
-
-    def __init__(self, field_name: str, message: str) -> None:
-        super().__init__(f"{field_name}: {message}")
-        self.field = field_name
+# The one error of the declaration layer; the old name stays for callers that import it.
+NatError = DeclarationError
 
 
 @dataclass(frozen=True)
@@ -94,6 +99,7 @@ class NatRules:
     hairpin: bool
     forward_policy: str
     ip_forward: bool | None
+    foreign_drop: str = "fail"
 
 
 def nft_family(version: int) -> str:
@@ -103,51 +109,11 @@ def nft_family(version: int) -> str:
 # --- parsing ---------------------------------------------------------------------------------------------
 
 
-def _check_keys(value, allowed: set[str], required: set[str], field_name: str) -> dict:
-    if not isinstance(value, dict):
-        raise NatError(field_name, f"expected a dict, got {value!r}")
-    unknown = set(value) - allowed
-    if unknown:
-        raise NatError(field_name, f"unknown keys {sorted(unknown)}")
-    for key in sorted(required):
-        if value.get(key) in (None, ""):
-            raise NatError(f"{field_name}.{key}", "is required")
-    return value
-
-
 def check_interface(value, field_name: str) -> str:
     if not isinstance(value, str) or not IFNAME_RE.fullmatch(value):
-        raise NatError(field_name, f"{value!r} is not an interface name (at most 15 of A-Z a-z 0-9 _ . -, "
-                                   "optionally ending in *)")
+        raise DeclarationError(field_name, f"{value!r} is not an interface name (at most 15 of A-Z a-z 0-9 _ . -, "
+                                           "optionally ending in *)")
     return value
-
-
-def check_network(value, field_name: str) -> Network:
-    if not isinstance(value, str) or not value or value != value.strip():
-        raise NatError(field_name, f"{value!r} is not a network in CIDR notation")
-    try:
-        return ipaddress.ip_network(value, strict=True)
-    except ValueError as exc:
-        raise NatError(field_name, f"{value!r} is not a network in CIDR notation ({exc})") from None
-
-
-def check_address(value, field_name: str) -> Address:
-    if not isinstance(value, str) or not value or value != value.strip():
-        raise NatError(field_name, f"{value!r} is not an IP address")
-    try:
-        address = ipaddress.ip_address(value)
-    except ValueError:
-        raise NatError(field_name, f"{value!r} is not an IP address") from None
-    if address.version == 6 and address.scope_id:
-        raise NatError(field_name, f"{value!r}: scoped IPv6 addresses are not supported")
-    return address
-
-
-def check_port(value, field_name: str) -> int:
-    text = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
-    if not isinstance(text, str) or not text.isascii() or not text.isdigit() or not 1 <= int(text) <= 65535:
-        raise NatError(field_name, f"port must be a number from 1 to 65535, got {value!r}")
-    return int(text)
 
 
 def parse_port_range(value, field_name: str) -> tuple[int, int]:
@@ -157,32 +123,32 @@ def parse_port_range(value, field_name: str) -> tuple[int, int]:
         return port, port
     match = PORT_RANGE_RE.fullmatch(value) if isinstance(value, str) else None
     if not match:
-        raise NatError(field_name, f"expected a port (1-65535) or a range FIRST-LAST, got {value!r}")
+        raise DeclarationError(field_name, f"expected a port (1-65535) or a range FIRST-LAST, got {value!r}")
     first = check_port(match.group(1), field_name)
     last = check_port(match.group(2), field_name) if match.group(2) else first
     if last < first:
-        raise NatError(field_name, f"range {value!r} ends before it starts")
+        raise DeclarationError(field_name, f"range {value!r} ends before it starts")
     return first, last
 
 
 def parse_target(value, field_name: str) -> tuple[Address, int | None]:
     """`to` of a forward: "addr", "addr:port", "v6addr" or "[v6addr]:port"."""
     if not isinstance(value, str) or not value:
-        raise NatError(field_name, f"expected ADDRESS, ADDRESS:PORT or [IPV6]:PORT, got {value!r}")
+        raise DeclarationError(field_name, f"expected ADDRESS, ADDRESS:PORT or [IPV6]:PORT, got {value!r}")
     if value.startswith("["):
         end = value.find("]")
         rest = value[end + 1:] if end > 0 else ""
         if end < 0 or (rest and not rest.startswith(":")):
-            raise NatError(field_name, f"{value!r}: expected [IPV6] or [IPV6]:PORT")
+            raise DeclarationError(field_name, f"{value!r}: expected [IPV6] or [IPV6]:PORT")
         address = check_address(value[1:end], field_name)
         if address.version != 6:
-            raise NatError(field_name, f"{value!r}: brackets are for IPv6 addresses only")
+            raise DeclarationError(field_name, f"{value!r}: brackets are for IPv6 addresses only")
         port = check_port(rest[1:], field_name) if rest else None
         return address, port
     if value.count(":") == 1:
         host, port_text = value.split(":")
         if not host:
-            raise NatError(field_name, f"{value!r} has no address")
+            raise DeclarationError(field_name, f"{value!r} has no address")
         address = check_address(host, field_name)
         return address, check_port(port_text, field_name)
     return check_address(value, field_name), None
@@ -193,44 +159,44 @@ def _overlap(first: Network | None, second: Network | None) -> bool:
 
 
 def parse_forward(value, field_name: str) -> PortForward:
-    _check_keys(value, {"proto", "port", "to", "in_interface", "source"}, {"port", "to"}, field_name)
+    check_keys(value, {"proto", "port", "to", "in_interface", "source"}, field_name, {"port", "to"})
     proto = value.get("proto") or "tcp"
     if proto not in PROTOS:
-        raise NatError(f"{field_name}.proto", f"expected one of {', '.join(PROTOS)}, got {proto!r}")
+        raise DeclarationError(f"{field_name}.proto", f"expected one of {', '.join(PROTOS)}, got {proto!r}")
     first, last = parse_port_range(value["port"], f"{field_name}.port")
     to_addr, to_port = parse_target(value["to"], f"{field_name}.to")
     if to_port is not None and first != last:
-        raise NatError(f"{field_name}.to", "a port range forwards to the same ports: give the address without a port")
+        raise DeclarationError(f"{field_name}.to", "a port range forwards to the same ports: give the address without a port")
     in_interface = value.get("in_interface")
     in_interface = check_interface(in_interface, f"{field_name}.in_interface") if in_interface else None
     source = value.get("source")
     source = check_network(source, f"{field_name}.source") if source else None
     if source is not None and source.version != to_addr.version:
-        raise NatError(f"{field_name}.source", f"{source} is IPv{source.version} but to is IPv{to_addr.version}")
+        raise DeclarationError(f"{field_name}.source", f"{source} is IPv{source.version} but to is IPv{to_addr.version}")
     return PortForward(proto, first, last, to_addr, to_port, in_interface, source)
 
 
 def parse_source_nat(value, field_name: str, snat: bool) -> SourceNat:
     allowed = {"out_interface", "source", "to"} if snat else {"out_interface", "source"}
-    _check_keys(value, allowed, {"out_interface", "to"} if snat else {"out_interface"}, field_name)
+    check_keys(value, allowed, field_name, {"out_interface", "to"} if snat else {"out_interface"})
     out_interface = check_interface(value["out_interface"], f"{field_name}.out_interface")
     source = value.get("source")
     source = check_network(source, f"{field_name}.source") if source else None
     to = check_address(value["to"], f"{field_name}.to") if snat else None
     if to is not None and source is not None and to.version != source.version:
-        raise NatError(f"{field_name}.to", f"{to} is IPv{to.version} but source is IPv{source.version}")
+        raise DeclarationError(f"{field_name}.to", f"{to} is IPv{to.version} but source is IPv{source.version}")
     return SourceNat(out_interface, source, to)
 
 
 def _list(params: dict, name: str) -> list:
     value = params.get(name) or []
     if not isinstance(value, list):
-        raise NatError(name, f"expected a list, got {value!r}")
+        raise DeclarationError(name, f"expected a list, got {value!r}")
     return value
 
 
 def parse_nat(params: dict) -> NatRules:
-    """Validate module parameters into NatRules; raises NatError naming the first bad field."""
+    """Validate module parameters into NatRules; raises DeclarationError naming the first bad field."""
     masquerade = tuple(parse_source_nat(item, f"masquerade[{i}]", False) for i, item in enumerate(_list(params, "masquerade")))
     snat = tuple(parse_source_nat(item, f"snat[{i}]", True) for i, item in enumerate(_list(params, "snat")))
     forwards = tuple(parse_forward(item, f"port_forwards[{i}]") for i, item in enumerate(_list(params, "port_forwards")))
@@ -241,21 +207,49 @@ def parse_nat(params: dict) -> NatRules:
                     and (forward.in_interface is None or earlier.in_interface is None
                          or forward.in_interface == earlier.in_interface)
                     and _overlap(forward.source, earlier.source)):
-                raise NatError(f"port_forwards[{i}].port",
-                               f"{forward.proto} {forward.ports} overlaps port_forwards[{j}] ({earlier.proto} {earlier.ports})")
+                raise DeclarationError(f"port_forwards[{i}].port",
+                                       f"{forward.proto} {forward.ports} overlaps port_forwards[{j}] ({earlier.proto} {earlier.ports})")
     policy = params.get("forward_policy") or "accept"
     if policy not in POLICIES:
-        raise NatError("forward_policy", f"expected one of {', '.join(POLICIES)}, got {policy!r}")
+        raise DeclarationError("forward_policy", f"expected one of {', '.join(POLICIES)}, got {policy!r}")
     hairpin = params.get("hairpin") or False
     if not isinstance(hairpin, bool):
-        raise NatError("hairpin", f"expected a boolean, got {hairpin!r}")
+        raise DeclarationError("hairpin", f"expected a boolean, got {hairpin!r}")
     ip_forward = params.get("ip_forward")
     if ip_forward is not None and not isinstance(ip_forward, bool):
-        raise NatError("ip_forward", f"expected a boolean, got {ip_forward!r}")
-    rules = NatRules(masquerade, snat, forwards, hairpin, policy, ip_forward)
+        raise DeclarationError("ip_forward", f"expected a boolean, got {ip_forward!r}")
+    foreign_drop = params.get("foreign_drop") or "fail"
+    if foreign_drop not in FOREIGN_DROP:
+        raise DeclarationError("foreign_drop", f"expected one of {', '.join(FOREIGN_DROP)}, got {foreign_drop!r}")
+    rules = NatRules(masquerade, snat, forwards, hairpin, policy, ip_forward, foreign_drop)
     if hairpin and forwards and not any(_hairpin_sources(rules, forward.family) for forward in forwards):
-        raise NatError("hairpin", "needs masquerade or snat entries with a source network in the forwards' family")
+        raise DeclarationError("hairpin", "needs masquerade or snat entries with a source network in the forwards' family")
     return rules
+
+
+def check_rollback_timeout(value: int) -> int:
+    if value < 0:
+        raise DeclarationError("rollback_timeout", "must be 0 (no confirm step) or a number of seconds")
+    return value
+
+
+def nat_argument_spec() -> dict:
+    """The argument spec of nat_rules (documented in its DOCUMENTATION); masquerade and snat share one entry."""
+    source_nat = dict(out_interface=dict(type="str", required=True), source=dict(type="str"))
+    return dict(
+        masquerade=dict(type="list", elements="dict", default=[], options=source_nat),
+        snat=dict(type="list", elements="dict", default=[], options=dict(source_nat, to=dict(type="str", required=True))),
+        port_forwards=dict(type="list", elements="dict", default=[], options=dict(
+            proto=dict(type="str", default="tcp"), port=dict(type="raw", required=True),
+            to=dict(type="str", required=True), in_interface=dict(type="str"), source=dict(type="str"))),
+        hairpin=dict(type="bool", default=False),
+        forward_policy=dict(type="str", choices=list(POLICIES), default="accept"),
+        ip_forward=dict(type="bool"),
+        foreign_drop=dict(type="str", choices=list(FOREIGN_DROP), default="fail"),
+        persist=dict(type="bool", default=True),
+        rollback_timeout=dict(type="int", default=30),
+        state=dict(type="str", choices=["present", "absent"], default="present"),
+    )
 
 
 # --- rendering -------------------------------------------------------------------------------------------

@@ -1,22 +1,20 @@
 # Copyright: netreach developers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 #
-# Private module_utils of netreach.tunnels: applying NatRules to the host. Not a public API.
-"""Compare the declared NAT table with the kernel's, report it (check and diff mode), then apply it atomically.
+# Private module_utils of netreach.tunnels: the plan of a nat_rules run. Not a public API.
+"""Plan a nat_rules run on the change engine: sysctl, boot unit, and the table as one armed transaction.
 
-A change to the kernel is armed first: a transient systemd timer restores the previous table unless the
-change is confirmed in time. Confirming (by the action plugin, over a fresh connection) disarms the timer and
-only then makes the new state the one that boots; an unconfirmed change is never persisted.
+The declared table is compared with the kernel's own listing (loaded in a throw-away network namespace to learn
+how this kernel lists it). A change to the kernel goes live armed: a transient systemd timer restores the previous
+table unless the change is confirmed in time. Confirming (by the action plugin, over a fresh connection) disarms
+the timer and only then makes the new table the one that boots; an unconfirmed change is never persisted.
 """
 
 from __future__ import annotations
 
-import os
 import secrets
-import shlex
-import shutil
-import tempfile
 
+from ansible_collections.netreach.tunnels.plugins.module_utils._engine import FileStep, Plan, TransactionStep, target
 from ansible_collections.netreach.tunnels.plugins.module_utils._nat import (
     TABLE_SPEC,
     NatRules,
@@ -24,266 +22,267 @@ from ansible_collections.netreach.tunnels.plugins.module_utils._nat import (
     render_replace,
     render_table,
 )
+from ansible_collections.netreach.tunnels.plugins.module_utils._nat_boot import (
+    FORWARD_SYSCTLS,
+    read_only_mount,
+    render_confirm,
+    render_nftables_dropin,
+    render_rollback,
+    render_sysctl,
+    render_unit,
+    sysctl_path,
+)
+from ansible_collections.netreach.tunnels.plugins.module_utils._nat_docker import (
+    CHAIN,
+    DOCKER_USER,
+    TOOLS,
+    docker_user_families,
+    listed,
+    normalise,
+    render_chain,
+    render_jump,
+    render_removal,
+    render_restore,
+)
+from ansible_collections.netreach.tunnels.plugins.module_utils._nat_docker import render_unit as render_docker_unit
+from ansible_collections.netreach.tunnels.plugins.module_utils._nat_neighbours import neighbours
 
-BOOT_DIR = "/etc/netreach/nat"
-BOOT_RULES = f"{BOOT_DIR}/netreach.nft"
-UNIT = "netreach-nat.service"
-UNIT_PATH = f"/etc/systemd/system/{UNIT}"
-SYSCTL_PATH = "/etc/sysctl.d/90-netreach-nat.conf"
 # Volatile on purpose: a pending change and its rollback do not survive a reboot, so a reboot boots the
 # last confirmed state and nothing can confirm a change that is no longer running.
-RUN_DIR = "/run/netreach/nat"
+RUN = target("/run", "netreach", "nat", field="rollback_timeout")
+BOOT = target("/etc", "netreach", "nat", field="persist")
+BOOT_RULES = BOOT.child("netreach.nft")
+UNIT = "netreach-nat.service"
+UNIT_FILE = target("/etc/systemd/system", UNIT, field="persist")
+SYSCTL_FILE = target("/etc/sysctl.d", "90-netreach-nat.conf", field="ip_forward")
 ROLLBACK_UNIT = "netreach-nat-rollback-{token}"
-FORWARD_SYSCTLS = ("net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding")
+NFTABLES = "nftables.service"
+DOCKER_UNIT = "netreach-nat-docker.service"
+DOCKER_UNIT_FILE = target("/etc/systemd/system", DOCKER_UNIT, field="persist")
+NFTABLES_DROPIN = target("/etc/systemd/system", f"{NFTABLES}.d", field="persist")
 
 
-def render_unit(nft: str) -> str:
-    return f"""\
-# netreach.tunnels nat_rules: restores the last confirmed NAT table at boot, before the network comes up.
-[Unit]
-Description=netreach gateway NAT and port forwards (last confirmed state)
-DefaultDependencies=no
-Wants=network-pre.target
-Before=network-pre.target shutdown.target
-After=local-fs.target
-Conflicts=shutdown.target
-ConditionPathExists={BOOT_RULES}
-
-[Service]
-Type=oneshot
-RemainAfterExit=yes
-ExecStart={nft} -f {BOOT_RULES}
-
-[Install]
-WantedBy=sysinit.target
-"""
-
-
-def render_sysctl(enabled: bool) -> str:
-    value = 1 if enabled else 0
-    return "# netreach.tunnels nat_rules: packet forwarding of the gateway.\n" + "".join(
-        f"{name} = {value}\n" for name in FORWARD_SYSCTLS)
+def plan_nat(plan: Plan, rules: NatRules | None, persist: bool, rollback_timeout: int) -> dict:
+    """Add the steps of one run to PLAN; returns the result's extras: our table as the kernel will list it ("" when
+    absent) and the gateway's neighbours."""
+    nft = plan.module.get_bin_path("nft", required=True)
+    around = read_neighbours(plan, nft)
+    beside_docker = docker_user_families(around["dropping_chains"]) if rules is not None else []
+    if rules is not None and rules.foreign_drop == "fail" and (rules.port_forwards or rules.masquerade or rules.snat):
+        refuse_foreign_drops(plan, [c for c in around["dropping_chains"] if not (
+            c["owner"] == "docker" and c["chain"] == "FORWARD" and c["table"].split()[0] in beside_docker)])
+    plan_sysctl(plan, rules.ip_forward if rules else None)
+    replace = render_replace(render_table(rules) if rules else None)
+    current, current_text = kernel_table(plan, nft)
+    desired, desired_text = preflight(plan, nft, replace) if rules is not None else (None, "")
+    boot_rules = replace if rules is not None and persist else None
+    boot_changed = plan_boot(plan, nft, boot_rules, around["nftables_service"]["installed"])
+    plan_docker(plan, rules, beside_docker, around["docker"]["accepted_in"], persist)
+    kernel_changed = current != desired
+    if kernel_changed or boot_changed:
+        texts = (current_text, desired_text) if kernel_changed else None
+        plan_transaction(plan, nft, replace if kernel_changed else None, current_text, boot_rules, texts,
+                         boot_changed, rollback_timeout if kernel_changed else 0)
+    return {"table": desired_text, "neighbours": around}
 
 
-class NatHost:
-    """The host side of one module run: what the kernel and the boot files hold, and how to change them."""
+def read_neighbours(plan: Plan, nft: str) -> dict:
+    """What else filters the gateway's packets: nftables.service, firewalld, foreign dropping chains."""
+    rc, listing, err = plan.query([nft, "-j", "list", "ruleset"])
+    if rc != 0:
+        plan.fail(None, f"nft list ruleset failed: {err.strip()}", rc=rc)
+    if plan.kind(target("/run", "systemd", "system")) != "dir":
+        return neighbours(listing, (False, False, False), False)
+    loaded = plan.query(["systemctl", "show", "--property=LoadState", "--value", NFTABLES])[1].strip() == "loaded"
+    active, enabled = plan.unit_state(NFTABLES) if loaded else (False, False)
+    return neighbours(listing, (loaded, enabled, active), plan.unit_state("firewalld.service")[0])
 
-    def __init__(self, module) -> None:
-        self.module = module
-        self.nft = module.get_bin_path("nft", required=True)
-        self.changed = False
-        self.before: list[str] = []
-        self.after: list[str] = []
 
-    # --- helpers -------------------------------------------------------------------------------------
-    def _run(self, args: list[str], check: bool = True, data: str | None = None) -> tuple[int, str, str]:
-        rc, out, err = self.module.run_command(args, data=data)
-        if check and rc != 0:
-            self.module.fail_json(msg=f"{' '.join(args[:3])} failed: {(err or out).strip()}", rc=rc)
-        return rc, out, err
+def refuse_foreign_drops(plan: Plan, chains: list[dict]) -> None:
+    """Fail before any change when another table's chain may drop the declared flows: a green task with dead
+    forwards is the worst outcome for a gateway."""
+    if not chains:
+        return
+    named = "; ".join(f"table {c['table']} chain {c['chain']} (hook {c['hook']}, policy {c['policy']}"
+                      f"{', ends in ' + c['ends_in'] if c['ends_in'] in ('drop', 'reject') else ''}"
+                      f"{', ' + c['owner'] + ' owns it' if c['owner'] else ''})" for c in chains)
+    plan.fail("foreign_drop", f"foreign_drop: {named} may drop the declared forwards or masquerade, and nat_rules "
+                              "cannot make them pass there; nothing was changed. Accept the flows in that table "
+                              "yourself and set foreign_drop: ignore.")
 
-    @staticmethod
-    def _read(path: str) -> str | None:
-        if not os.path.exists(path):
-            return None
-        with open(path, encoding="utf-8") as handle:
-            return handle.read()
 
-    def _write(self, path: str, content: str, mode: int) -> None:
-        directory = os.path.dirname(path)
-        os.makedirs(directory, mode=0o755, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".netreach-")
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(content)
-        os.chmod(tmp, mode)
-        self.module.atomic_move(tmp, path, unsafe_writes=False, keep_dest_attrs=False)
-
-    def _temp_rules(self, text: str) -> str:
-        fd, path = tempfile.mkstemp(prefix="netreach-nat-", suffix=".nft", dir=self.module.tmpdir)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        return path
-
-    # --- what is there, what should be ------------------------------------------------------------------
-    def kernel_table(self) -> tuple[list | None, str]:
-        """Our table as the kernel has it: normalised JSON (None when absent) and nft's text listing."""
-        rc, out, err = self._run([self.nft, "-j", "list", "table", *TABLE_SPEC.split()], check=False)
-        if rc != 0:
-            if "No such file or directory" in err:
-                return None, ""
-            self.module.fail_json(msg=f"nft list table {TABLE_SPEC} failed: {err.strip()}", rc=rc)
-        text = self._run([self.nft, "list", "table", *TABLE_SPEC.split()])[1]
-        return normalise_listing(out), text
-
-    def preflight(self, replace_text: str) -> tuple[list, str]:
-        """Check the rules against this kernel (nft -c), then load them in a throw-away network namespace to
-        learn how the kernel lists them: the declared table in the kernel's own terms, nothing applied here."""
-        path = self._temp_rules(replace_text)
-        try:
-            rc, out, err = self._run([self.nft, "-c", "-f", path], check=False)
-            if rc != 0:
-                self.module.fail_json(msg=f"nft rejected the rendered rules (nothing applied): {err.strip()}",
-                                      rules=replace_text)
-            unshare = self.module.get_bin_path("unshare", required=True)
-            script = f'{self.nft} -f "$1" && {self.nft} -j list table {TABLE_SPEC} && echo @@ && {self.nft} list table {TABLE_SPEC}'
-            rc, out, err = self._run([unshare, "--net", "--", "/bin/sh", "-c", script, "sh", path], check=False)
-            if rc != 0:
-                self.module.fail_json(msg="could not load the rules in a scratch network namespace to compare them "
-                                          f"with the kernel (needs root with CAP_SYS_ADMIN): {err.strip()}")
-        finally:
-            os.unlink(path)
-        listing, text = out.split("\n@@\n", 1)
-        return normalise_listing(listing), text
-
-    def boot_state(self, replace_text: str | None) -> dict[str, str | None]:
-        """What the boot files should hold: our rules and unit when persisted, nothing otherwise."""
-        if replace_text is None:
-            return {BOOT_RULES: None, UNIT_PATH: None}
-        return {BOOT_RULES: replace_text, UNIT_PATH: render_unit(self.nft)}
-
-    def _unit_enabled(self) -> bool:
-        return os.path.exists(f"/etc/systemd/system/sysinit.target.wants/{UNIT}")
-
-    # --- deciding ------------------------------------------------------------------------------------
-    def plan(self, rules: NatRules | None, persist: bool) -> dict:
-        replace_text = render_replace(render_table(rules) if rules else None)
-        current, current_text = self.kernel_table()
-        if rules is not None:
-            desired, desired_text = self.preflight(replace_text)
+def plan_boot(plan: Plan, nft: str, boot_rules: str | None, nftables_installed: bool) -> bool:
+    """The boot unit, and the drop-in that loads our table again after nftables.service (which begins with
+    `flush ruleset`) starts or reloads; returns whether the confirmed boot rules change."""
+    dropin = NFTABLES_DROPIN.child("netreach-nat.conf")
+    if boot_rules is None:
+        if plan.listdir(NFTABLES_DROPIN) == ["netreach-nat.conf"]:
+            plan.remove_tree(NFTABLES_DROPIN)
         else:
-            desired, desired_text = None, ""
-        boot = self.boot_state(replace_text if rules is not None and persist else None)
-        boot_changed = any(self._read(path) != content for path, content in boot.items())
-        boot_changed |= self._unit_enabled() != (boot[UNIT_PATH] is not None)
-        kernel_changed = current != desired
-        if kernel_changed:
-            self.before.append(f"# nft list table {TABLE_SPEC}\n{current_text}")
-            self.after.append(f"# nft list table {TABLE_SPEC}\n{desired_text}")
-        if boot_changed:
-            self.before.append(f"# boot state ({BOOT_RULES}, {UNIT}): "
-                               f"{'present' if self._read(BOOT_RULES) is not None else 'none'}\n")
-            self.after.append(f"# boot state ({BOOT_RULES}, {UNIT}): "
-                              f"{'the table above, once confirmed' if boot[BOOT_RULES] else 'none'}\n")
-        self.changed |= kernel_changed or boot_changed
-        return {"replace_text": replace_text, "kernel_changed": kernel_changed, "boot_changed": boot_changed,
-                "boot": boot, "current_text": current_text, "desired_text": desired_text, "current": current}
+            plan.remove(dropin)
+        plan.daemon_reload()
+        # Read, not just looked at: a link in their place is refused here, as a write would be.
+        return plan.read(BOOT_RULES) is not None or plan.read(UNIT_FILE) is not None or plan.kind(BOOT) is not None
+    plan.directory(BOOT.parent, 0o755)  # shared with the tunnels: traversable, as it always was
+    plan.directory(BOOT, 0o755)
+    unit_changed = plan.file(UNIT_FILE, render_unit(nft, BOOT_RULES.path), 0o644)
+    if nftables_installed:
+        plan.file(dropin, render_nftables_dropin(nft, BOOT_RULES.path), 0o644)
+    else:
+        plan.remove(dropin)
+    plan.daemon_reload()
+    if unit_changed and plan.read(UNIT_FILE) is not None:
+        plan.command(["systemctl", "reenable", UNIT])  # [Install] may have changed: its links follow it
+    else:
+        plan.unit(UNIT, enabled=True)
+    return plan.read(BOOT_RULES) != boot_rules
 
-    def plan_sysctl(self, ip_forward: bool | None, state: str) -> dict[str, str]:
-        """Runtime values to set; the sysctl.d file is written or removed alongside."""
-        wanted_file = render_sysctl(ip_forward) if state == "present" and ip_forward is not None else None
-        current_file = self._read(SYSCTL_PATH)
-        runtime = {}
-        if wanted_file is not None:
-            for name in FORWARD_SYSCTLS:
-                path = "/proc/sys/" + name.replace(".", "/")
-                value = (self._read(path) or "").strip()
-                if value and value != ("1" if ip_forward else "0"):
-                    runtime[name] = "1" if ip_forward else "0"
-        if current_file != wanted_file or runtime:
-            self.changed = True
-            self.before.append(f"# {SYSCTL_PATH}\n{current_file or ''}" + "".join(f"# {n} (runtime) != {v}\n" for n, v in runtime.items()))
-            self.after.append(f"# {SYSCTL_PATH}\n{wanted_file or ''}" + "".join(f"# {n} (runtime) = {v}\n" for n, v in runtime.items()))
-        return {"file": wanted_file, "file_changed": current_file != wanted_file, "runtime": runtime}
 
-    # --- acting --------------------------------------------------------------------------------------
-    def apply_sysctl(self, plan: dict) -> None:
-        if plan["file_changed"]:
-            if plan["file"] is None:
-                os.unlink(SYSCTL_PATH)
-            else:
-                self._write(SYSCTL_PATH, plan["file"], 0o644)
-        for name, value in plan["runtime"].items():
-            self._run(["sysctl", "-q", "-w", f"{name}={value}"])
-
-    def _confirm_script(self, token: str, boot: dict[str, str | None], armed: bool) -> str:
-        """Shell steps that make the change the boot state: run by the action plugin over a fresh connection
-        (armed: only while the rollback timer is still waiting) or right away when there is no confirm step."""
-        timer = ROLLBACK_UNIT.format(token=token) + ".timer"
-        lines = ["#!/bin/sh", f"# netreach.tunnels nat_rules: confirm NAT change {token}.", "set -eu"]
-        if armed:
-            lines += [f"if [ -e {RUN_DIR}/rolled-back-{token} ]; then echo rolled-back; exit 4; fi",
-                      f"systemctl is-active --quiet {timer} || {{ echo not-armed; exit 3; }}",
-                      f"systemctl stop {timer}",
-                      # The timer may have fired just now: let its restore finish before looking for its record.
-                      f"while systemctl is-active --quiet {ROLLBACK_UNIT.format(token=token)}.service; do sleep 0.2; done",
-                      f"if [ -e {RUN_DIR}/rolled-back-{token} ]; then echo rolled-back; exit 4; fi"]
-        if boot[BOOT_RULES] is not None:
-            lines += [f"mkdir -p {BOOT_DIR}",
-                      f"cp {RUN_DIR}/boot-{token}.nft {BOOT_DIR}/.netreach.nft.new",
-                      f"chmod 0644 {BOOT_DIR}/.netreach.nft.new",
-                      f"mv -f {BOOT_DIR}/.netreach.nft.new {BOOT_RULES}",
-                      f"cp {RUN_DIR}/unit-{token} {UNIT_PATH}.new",
-                      f"chmod 0644 {UNIT_PATH}.new",
-                      f"mv -f {UNIT_PATH}.new {UNIT_PATH}",
-                      "systemctl daemon-reload",
-                      f"systemctl enable --quiet {UNIT}"]
+def plan_docker(plan: Plan, rules: NatRules | None, families: list[str], present: list[str], persist: bool) -> None:
+    """Where Docker's FORWARD drops (FAMILIES), our chain in its DOCKER-USER accepts exactly the declared flows;
+    elsewhere (PRESENT: where our chain is) it goes. A unit loads it again after docker.service starts at boot."""
+    restores = []
+    for family, (tool, restore) in TOOLS.items():
+        rules_file = BOOT.child(f"docker-user-{family}.rules")
+        tool_path = plan.module.get_bin_path(tool) or tool
+        if family not in families:
+            plan.remove(rules_file)
+            if family in present:
+                plan.command(["/bin/sh", "-c", render_removal(tool_path)],
+                             label=f"{family} filter: {CHAIN} and its jump from DOCKER-USER removed")
+            continue
+        wanted = render_chain(rules, family)
+        text = render_restore(wanted)
+        live = plan.query([tool_path, "-S", CHAIN])[1] if family in present else ""
+        jumps = family in present and plan.query([tool_path, "-C", DOCKER_USER, "-j", CHAIN])[0] == 0
+        if persist:
+            plan.file(rules_file, text, 0o644)
+            restores.append((tool_path, plan.module.get_bin_path(restore) or restore, rules_file.path))
         else:
-            lines += [f"if [ -e {UNIT_PATH} ]; then systemctl disable --quiet {UNIT}; fi",
-                      f"rm -f {BOOT_RULES} {UNIT_PATH}",
-                      f"rmdir {BOOT_DIR} 2>/dev/null || true",
-                      "systemctl daemon-reload"]
-        lines += [f"rm -f {RUN_DIR}/*-{token} {RUN_DIR}/*-{token}.*",
-                  f"rmdir {RUN_DIR} /run/netreach 2>/dev/null || true", "echo confirmed"]
-        return "\n".join(lines) + "\n"
+            plan.remove(rules_file)
+        if listed(live) != [normalise(rule) for rule in wanted] or not jumps:
+            plan.command([plan.module.get_bin_path(restore) or restore, "--noflush"], data=text,
+                         label=f"{family} filter {CHAIN} (jumped to from DOCKER-USER): {len(wanted)} rules accepting "
+                               "the declared flows")
+            plan.command(["/bin/sh", "-c", render_jump(tool_path)], changed=False)
+    if restores:
+        plan.file(DOCKER_UNIT_FILE, render_docker_unit(restores), 0o644)
+        plan.daemon_reload()
+        plan.unit(DOCKER_UNIT, enabled=True)
+    elif plan.read(DOCKER_UNIT_FILE) is not None:
+        plan.command(["systemctl", "disable", DOCKER_UNIT])
+        plan.remove(DOCKER_UNIT_FILE)
+        plan.daemon_reload()
 
-    def apply(self, plan: dict, rollback_timeout: int) -> dict | None:
-        """Change the kernel and/or the boot state as planned. Returns what the action plugin needs to confirm
-        an armed change, or None when nothing waits for confirmation."""
-        if not (plan["kernel_changed"] or plan["boot_changed"]):
-            return None
-        token = secrets.token_hex(6)
-        self._supersede_pending()
-        os.makedirs(RUN_DIR, mode=0o700, exist_ok=True)
-        if plan["boot"][BOOT_RULES] is not None:
-            self._write(f"{RUN_DIR}/boot-{token}.nft", plan["boot"][BOOT_RULES], 0o600)
-            self._write(f"{RUN_DIR}/unit-{token}", plan["boot"][UNIT_PATH], 0o600)
-        armed = plan["kernel_changed"] and rollback_timeout > 0
-        script = f"{RUN_DIR}/confirm-{token}.sh"
-        self._write(script, self._confirm_script(token, plan["boot"], armed), 0o700)
-        if plan["kernel_changed"]:
-            pending = f"{RUN_DIR}/pending-{token}.nft"
-            self._write(pending, plan["replace_text"], 0o600)
-            if armed:
-                self._arm(token, plan, rollback_timeout)
-            rc, out, err = self._run([self.nft, "-f", pending], check=False)
-            if rc != 0:
-                if armed:
-                    self._run(["systemctl", "stop", ROLLBACK_UNIT.format(token=token) + ".timer"], check=False)
-                self.module.fail_json(msg=f"nft -f failed, the kernel kept its previous rules: {err.strip()}")
-        if armed:
-            return {"token": token, "timeout": rollback_timeout, "command": f"/bin/sh {script}",
-                    "timer": ROLLBACK_UNIT.format(token=token) + ".timer",
-                    "marker": f"{RUN_DIR}/rolled-back-{token}"}
-        rc, out, err = self._run(["/bin/sh", script], check=False)
-        if rc != 0 or "confirmed" not in out:
-            self.module.fail_json(msg=f"writing the boot state failed: {(err or out).strip()}")
-        return None
 
-    def _supersede_pending(self) -> None:
-        """A new change replaces any earlier one still waiting for confirmation (or rolled back): its timer
-        would otherwise roll back on top of this change, and its files would outlive it."""
-        if shutil.which("systemctl") and os.path.isdir("/run/systemd/system"):
-            self._run(["systemctl", "stop", ROLLBACK_UNIT.format(token="*") + ".timer"], check=False)
-        if os.path.isdir(RUN_DIR):
-            for entry in os.listdir(RUN_DIR):
-                os.unlink(os.path.join(RUN_DIR, entry))
+def plan_sysctl(plan: Plan, ip_forward: bool | None) -> None:
+    """The sysctl.d file (removed when ip_forward is not declared) and the runtime values that differ."""
+    plan.file(SYSCTL_FILE, render_sysctl(ip_forward) if ip_forward is not None else None, 0o644)
+    if ip_forward is None:
+        return
+    wanted = "1" if ip_forward else "0"
+    for name in FORWARD_SYSCTLS:
+        value = (plan.read_foreign(sysctl_path(name)) or "").strip()
+        if not value or value == wanted:
+            continue  # already as declared (or no such family here): nothing is written at runtime
+        if read_only_mount(plan.read_foreign("/proc/self/mounts"), sysctl_path(name)):
+            plan.fail("ip_forward", f"ip_forward: {name} is {value} and /proc/sys is read-only here (a container), "
+                                    f"so it cannot be set to {wanted}; nothing was changed. Set it in the "
+                                    f"container's sysctls (docker run --sysctl {name}={wanted}; sysctls: in compose "
+                                    "or Molecule) or leave ip_forward unset.")
+        plan.command(["sysctl", "-q", "-w", f"{name}={wanted}"], label=f"{name} = {wanted} (runtime, was {value})")
 
-    def _arm(self, token: str, plan: dict, timeout: int) -> None:
-        """A transient timer of systemd that puts the previous table back: it runs on the host, whatever
-        happens to the connection that applied the change."""
-        if not shutil.which("systemd-run") or not os.path.isdir("/run/systemd/system"):
-            self.module.fail_json(msg="rollback_timeout needs systemd (systemd-run) on the host; "
-                                      "set rollback_timeout: 0 to apply without the confirm step")
-        previous = f"{RUN_DIR}/rollback-{token}.nft"
-        self._write(previous, render_replace(plan["current_text"] or None), 0o600)
-        marker = f"{RUN_DIR}/rolled-back-{token}"
-        restore = f"{self.nft} -f {shlex.quote(previous)} && touch {shlex.quote(marker)}"
-        self._run(["systemd-run", "--quiet", "--collect", f"--unit={ROLLBACK_UNIT.format(token=token)}",
-                   f"--on-active={timeout}s", "--timer-property=AccuracySec=100ms",
-                   f"--description=netreach NAT rollback of change {token}", "/bin/sh", "-c", restore])
 
-    def result(self, **extra) -> dict:
-        result = dict(changed=self.changed, **extra)
-        if self.module._diff:
-            result["diff"] = {"before": "".join(self.before), "after": "".join(self.after)}
-        return result
+def kernel_table(plan: Plan, nft: str) -> tuple[list | None, str]:
+    """Our table as the kernel has it: normalised JSON (None when absent) and nft's text listing."""
+    rc, out, err = plan.query([nft, "-j", "list", "table", *TABLE_SPEC.split()])
+    if rc != 0:
+        if "No such file or directory" in err:
+            return None, ""
+        plan.fail(None, f"nft list table {TABLE_SPEC} failed: {err.strip()}", rc=rc)
+    rc, text, err = plan.query([nft, "list", "table", *TABLE_SPEC.split()])
+    if rc != 0:
+        plan.fail(None, f"nft list table {TABLE_SPEC} failed: {err.strip()}", rc=rc)
+    return normalise_listing(out), text
+
+
+def preflight(plan: Plan, nft: str, replace: str) -> tuple[list, str]:
+    """Check the rules against this kernel (nft -c), then load them in a throw-away network namespace to
+    learn how the kernel lists them: the declared table in the kernel's own terms, nothing applied here."""
+    rc, out, err = plan.query([nft, "-c", "-f", "/dev/stdin"], data=replace)
+    if rc != 0:
+        plan.fail(None, f"nft rejected the rendered rules (nothing applied): {err.strip()}", rules=replace)
+    unshare = plan.module.get_bin_path("unshare", required=True)
+    script = (f"{nft} -f /dev/stdin && {nft} -j list table {TABLE_SPEC} && echo @@ && "
+              f"{nft} list table {TABLE_SPEC}")
+    rc, out, err = plan.query([unshare, "--net", "--", "/bin/sh", "-c", script], data=replace)
+    if rc != 0 or "\n@@\n" not in out:
+        plan.fail(None, "could not load the rules in a scratch network namespace to compare them with the kernel "
+                        f"(needs root with CAP_SYS_ADMIN): {err.strip()}")
+    listing, text = out.split("\n@@\n", 1)
+    return normalise_listing(listing), text
+
+
+def supersede_pending(plan: Plan) -> None:
+    """A new change replaces any earlier one still waiting for confirmation (or rolled back): its timer
+    would otherwise roll back on top of this change, and its files would outlive it."""
+    entries = plan.listdir(RUN)
+    if entries:
+        plan.command(["systemctl", "stop", ROLLBACK_UNIT.format(token="*") + ".timer"], changed=False, check=False)
+    for entry in entries:
+        plan.remove(plan.guard(RUN.child, entry))
+
+
+def plan_transaction(plan: Plan, nft: str, replace: str | None, current_text: str, boot_rules: str | None,
+                     texts: tuple[str, str] | None, boot_changed: bool, timeout: int) -> None:
+    """Stage the change under RUN, arm the rollback (when the kernel changes and TIMEOUT > 0), apply, confirm."""
+    token = secrets.token_hex(6)
+    supersede_pending(plan)
+    plan.directory(RUN, 0o700)
+    unit = ROLLBACK_UNIT.format(token=token)
+    staged = {kind: RUN.child(f"{kind}-{token}{suffix}") for kind, suffix in
+              (("pending", ".nft"), ("rollback", ".nft"), ("boot", ".nft"), ("confirm", ".sh"), ("rolled-back", ""))}
+    armed = {"timer": f"{unit}.timer", "service": f"{unit}.service", "marker": staged["rolled-back"].path}
+    persist = {"staged": staged["boot"].path, "new": BOOT.child(f".netreach-{token}.nft").path,
+               "rules": BOOT_RULES.path, "dirs": [BOOT.parent.path, BOOT.path]} if boot_rules is not None else None
+    unpersist = None if boot_rules is not None else {
+        "unit": UNIT, "unit_file": UNIT_FILE.path, "rules": BOOT_RULES.path, "directory": BOOT.path}
+    cleanup = {"files": [tgt.path for tgt in staged.values()], "dirs": [RUN.path, RUN.parent.path]}
+    script = render_confirm(token, armed if timeout else None, persist, unpersist, cleanup)
+    files = [("confirm", script, 0o700)]
+    if boot_rules is not None:
+        files.append(("boot", boot_rules, 0o644))
+    if replace is not None:
+        files.append(("pending", replace, 0o600))
+    if timeout:
+        if plan.module.get_bin_path("systemd-run") is None or plan.kind(target("/run", "systemd", "system")) != "dir":
+            plan.fail("rollback_timeout", "rollback_timeout needs systemd (systemd-run) on the host; set "
+                                          "rollback_timeout: 0 to apply without the confirm step")
+        files.append(("rollback", render_replace(current_text or None), 0o600))
+    stage = [FileStep(f"stage {staged[kind].path}", tgt=staged[kind], content=content, mode=mode)
+             for kind, content, mode in files]
+    before, after = diff_texts(plan, texts, boot_rules if boot_changed else False)
+    arm = ["systemd-run", "--quiet", "--collect", f"--unit={unit}", f"--on-active={timeout}s",
+           "--timer-property=AccuracySec=100ms", f"--description=netreach NAT rollback of change {token}",
+           "/bin/sh", "-c", render_rollback(nft, staged["rollback"].path, staged["rolled-back"].path)]
+    plan.transaction(TransactionStep(
+        f"NAT change {token}", True, before, after, stage=stage, arm=arm if timeout else None,
+        disarm=["systemctl", "stop", armed["timer"]] if timeout else None,
+        apply=[nft, "-f", staged["pending"].path] if replace is not None else None,
+        confirm=["/bin/sh", staged["confirm"].path],
+        pending={"token": token, "timeout": timeout, "timer": armed["timer"], "marker": armed["marker"]}))
+
+
+def diff_texts(plan: Plan, texts: tuple[str, str] | None, boot_rules: str | None | bool) -> tuple[str, str]:
+    """The kernel's listing before and after (TEXTS, when it changes) and the boot state (BOOT_RULES False: as is)."""
+    before, after = "", ""
+    if texts is not None:
+        before += f"# nft list table {TABLE_SPEC}\n{texts[0]}"
+        after += f"# nft list table {TABLE_SPEC}\n{texts[1]}"
+    if boot_rules is False:
+        return before, after
+    present = plan.kind(BOOT_RULES) is not None
+    before += f"# boot state ({BOOT_RULES.path}, {UNIT}): {'present' if present else 'none'}\n"
+    after += (f"# boot state ({BOOT_RULES.path}, {UNIT}): "
+              f"{'the table above, once confirmed' if boot_rules else 'none'}\n")
+    return before, after

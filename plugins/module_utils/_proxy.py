@@ -3,8 +3,9 @@
 #
 # Private module_utils of netreach.tunnels: the client proxy model. Not a public API; it may change at any time.
 #
-# parse_proxy_settings() turns module parameters into ProxySettings (or raises ProxyError naming the bad field);
-# the render_*() and merge/remove functions are pure: text in, text out. Nothing here touches the host.
+# parse_proxy_settings() turns module parameters into ProxySettings (or raises DeclarationError naming the bad
+# field); the render_*() functions and the read-back parsers (what a consumer's own tool prints, parsed back)
+# are pure: text in, text out. Nothing here touches the host.
 """One proxy declaration rendered for every layer that reads its own proxy configuration."""
 
 from __future__ import annotations
@@ -14,6 +15,14 @@ import json
 import re
 from dataclasses import dataclass, field
 from urllib.parse import quote
+
+from ansible_collections.netreach.tunnels.plugins.module_utils import _blocks
+from ansible_collections.netreach.tunnels.plugins.module_utils._declaration import (
+    DeclarationError,
+    bracket,
+    check_host,
+    check_text,
+)
 
 TARGETS = ("environment", "systemd", "apt", "dnf", "docker", "git", "pip", "npm", "wget", "sudo", "firefox",
            "thunderbird")
@@ -25,20 +34,12 @@ DEFAULT_PORTS = {"http": 80, "https": 443, "socks4": 1080, "socks4a": 1080, "soc
 BEGIN = "# BEGIN netreach.tunnels client_proxy (managed block, do not edit)"
 END = "# END netreach.tunnels client_proxy"
 
-# Host names: letters, digits, hyphens and underscores in dot-separated labels. Nothing that could end a
-# line, a quoted string, a list or a section in any of the formats below.
-LABEL = r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
-HOSTNAME_RE = re.compile(rf"^{LABEL}(?:\.{LABEL})*\.?$")
 URL_RE = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?P<userinfo>[^@/]*@)?"
                     r"(?P<host>\[[0-9A-Fa-f:.]+\]|[^:/\[\]]+)(?::(?P<port>[0-9]{1,5}))?/?$")
 
 
-class ProxyError(ValueError):
-    """A bad proxy declaration; `field` names the offending parameter."""
-
-    def __init__(self, field_name: str, message: str) -> None:
-        super().__init__(f"{field_name}: {message}")
-        self.field = field_name
+# The one declaration error of the collection; the old name stays for the tests and callers that use it.
+ProxyError = DeclarationError
 
 
 @dataclass(frozen=True)
@@ -107,31 +108,8 @@ class ProxySettings:
         return pairs + [(name.upper(), value) for name, value in pairs]
 
 
-def bracket(host: str) -> str:
-    return f"[{host}]" if ":" in host else host
-
-
-def check_text(field_name: str, value: str) -> str:
-    """Free text (user names, passwords) may hold anything printable; control characters never reach a file."""
-    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in value):
-        raise ProxyError(field_name, "must not contain control characters (line breaks, tabs, NUL)")
-    return value
-
-
-def parse_host(field_name: str, host: str) -> str:
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    try:
-        return str(ipaddress.ip_address(host))
-    except ValueError:
-        pass
-    if not HOSTNAME_RE.match(host) or len(host) > 253:
-        raise ProxyError(field_name, f"{host!r} is not a host name or IP address")
-    return host
-
-
 def parse_url(field_name: str, value: str, schemes: tuple[str, ...]) -> ProxyURL:
-    check_text(field_name, value)
+    check_text(value, field_name)
     match = URL_RE.match(value)
     if not match:
         raise ProxyError(field_name, f"{value!r} is not a proxy URL like {schemes[0]}://host:port")
@@ -143,11 +121,11 @@ def parse_url(field_name: str, value: str, schemes: tuple[str, ...]) -> ProxyURL
     port = int(match.group("port")) if match.group("port") else DEFAULT_PORTS[scheme]
     if not 1 <= port <= 65535:
         raise ProxyError(field_name, f"port {port} is out of range 1-65535")
-    return ProxyURL(scheme, parse_host(field_name, match.group("host")), port)
+    return ProxyURL(scheme, check_host(match.group("host"), field_name, brackets=True), port)
 
 
 def parse_no_proxy_entry(field_name: str, value: str) -> NoProxyEntry:
-    value = check_text(field_name, str(value).strip())
+    value = check_text(str(value).strip(), field_name)
     if value.startswith("*."):
         value = value[1:]
     if "/" in value:
@@ -159,11 +137,23 @@ def parse_no_proxy_entry(field_name: str, value: str) -> NoProxyEntry:
         return NoProxyEntry("ip", str(ipaddress.ip_address(value)))
     except ValueError:
         pass
-    if value.startswith(".") and HOSTNAME_RE.match(value[1:]):
-        return NoProxyEntry("domain", value)
-    if HOSTNAME_RE.match(value):
-        return NoProxyEntry("host", value)
-    raise ProxyError(field_name, f"{value!r} is not a host, .domain, IP address or CIDR network")
+    try:
+        if value.startswith("."):
+            return NoProxyEntry("domain", "." + check_host(value[1:], field_name))
+        return NoProxyEntry("host", check_host(value, field_name))
+    except DeclarationError:
+        raise ProxyError(field_name, f"{value!r} is not a host, .domain, IP address or CIDR network") from None
+
+
+def parse_targets(params: dict) -> tuple[str, ...]:
+    """The layers to write (present) or clean (absent), each once, in the order given."""
+    targets: list[str] = []
+    for index, target in enumerate(params.get("targets") or []):
+        if target not in TARGETS:
+            raise ProxyError(f"targets[{index}]", f"unknown target {target!r}; known: {', '.join(TARGETS)}")
+        if target not in targets:
+            targets.append(target)
+    return tuple(targets)
 
 
 def parse_proxy_settings(params: dict) -> ProxySettings:
@@ -177,16 +167,11 @@ def parse_proxy_settings(params: dict) -> ProxySettings:
         entry = parse_no_proxy_entry(f"no_proxy[{index}]", value)
         if entry not in entries:
             entries.append(entry)
-    username = check_text("username", params["username"]) if params.get("username") else None
-    password = check_text("password", params["password"]) if params.get("password") else None
+    username = check_text(params["username"], "username") if params.get("username") else None
+    password = check_text(params["password"], "password") if params.get("password") else None
     if password and not username:
         raise ProxyError("password", "a password needs a username")
-    targets = []
-    for index, target in enumerate(params.get("targets") or []):
-        if target not in TARGETS:
-            raise ProxyError(f"targets[{index}]", f"unknown target {target!r}; known: {', '.join(TARGETS)}")
-        if target not in targets:
-            targets.append(target)
+    targets = parse_targets(params)
     mode = params.get("browser_mode") or "manual"
     if mode not in BROWSER_MODES:
         raise ProxyError("browser_mode", f"{mode!r} is not one of {', '.join(BROWSER_MODES)}")
@@ -194,7 +179,7 @@ def parse_proxy_settings(params: dict) -> ProxySettings:
     if mode == "autoConfig":
         if not autoconfig:
             raise ProxyError("browser_autoconfig_url", "browser_mode autoConfig needs browser_autoconfig_url")
-        check_text("browser_autoconfig_url", autoconfig)
+        check_text(autoconfig, "browser_autoconfig_url")
         if not re.match(r"^(https?|file)://\S+$", autoconfig):
             raise ProxyError("browser_autoconfig_url", f"{autoconfig!r} is not an http(s):// or file:// URL")
     return ProxySettings(http, https, socks, tuple(entries), username, password, tuple(targets), mode, autoconfig,
@@ -203,47 +188,16 @@ def parse_proxy_settings(params: dict) -> ProxySettings:
 
 # --- managed blocks in files we share with the administrator --------------------------------------------
 
-def block(lines: list[str], begin: str = BEGIN, end: str = END) -> str:
-    return "\n".join([begin, *lines, end]) + "\n"
+def cut_block(text: str) -> tuple[str, int | None]:
+    return _blocks.cut_block(text, BEGIN, END)
 
 
-def cut_block(text: str, begin: str = BEGIN, end: str = END) -> tuple[str, int | None]:
-    """TEXT without our managed block (and nothing else), and the line number where the block started."""
-    out, inside, position = [], False, None
-    for line in text.splitlines(keepends=True):
-        stripped = line.rstrip("\r\n")
-        if stripped == begin and not inside:
-            inside, position = True, len(out) if position is None else position
-        elif inside and stripped == end:
-            inside = False
-        elif not inside:
-            out.append(line)
-    return "".join(out), position
-
-
-def remove_block(text: str, begin: str = BEGIN, end: str = END) -> str:
-    return cut_block(text, begin, end)[0]
+def remove_block(text: str) -> str:
+    return _blocks.cut_block(text, BEGIN, END)[0]
 
 
 def merge_block(text: str | None, lines: list[str], section: str | None = None) -> str:
-    """TEXT with our block holding LINES: where the block was, else right after the [SECTION] header (an INI
-    file keeps a single section of that name), else at the end, with the header inside our block when the file
-    had none."""
-    without, position = cut_block(text or "")
-    out = without.splitlines(keepends=True)
-    if out and not out[-1].endswith("\n"):
-        out[-1] += "\n"
-    header = None
-    if section is not None:
-        header = next((i for i, line in enumerate(out) if line.strip().lower() == f"[{section}]".lower()), None)
-        if header is None:
-            lines = [f"[{section}]", *lines]
-    new = block(lines)
-    if header is not None and (position is None or position <= header):
-        position = header + 1
-    if position is None:
-        position = len(out)
-    return "".join(out[:position]) + new + "".join(out[position:])
+    return _blocks.merge_block(text, lines, BEGIN, END, section)
 
 
 # --- renderers -------------------------------------------------------------------------------------------
@@ -294,7 +248,9 @@ def render_profile(settings: ProxySettings) -> str:
 
 
 def render_systemd(settings: ProxySettings) -> str:
-    assignments = " ".join(f'"{name}={value}"' for name, value in settings.env)
+    # DefaultEnvironment= expands specifiers: a percent-encoded password's "%" must be "%%", or systemd drops
+    # the whole assignment (and the proxy silently vanishes from every service).
+    assignments = " ".join(f'"{name}={systemd_escape(value)}"' for name, value in settings.env)
     return f"{OWNED_HEADER}\n# Every service started by the system manager sees the proxy.\n[Manager]\nDefaultEnvironment={assignments}\n"
 
 

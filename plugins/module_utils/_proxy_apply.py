@@ -1,15 +1,16 @@
 # Copyright: netreach developers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 #
-# Private module_utils of netreach.tunnels: applying ProxySettings to the host. Not a public API.
-"""Decide what every proxy target needs on this host, report it (check and diff mode), and only then write."""
+# Private module_utils of netreach.tunnels: planning ProxySettings on the host. Not a public API.
+"""Decide what every proxy layer needs on this host as steps of one engine Plan: the files and managed blocks,
+the reloads, and last the consumers' read-backs. Nothing here writes: the engine does, at commit."""
 
 from __future__ import annotations
 
-import os
-import shutil
+from dataclasses import dataclass
+from typing import Callable
 
-from ansible_collections.netreach.tunnels.plugins.module_utils._files import FilePlan, read_text
+from ansible_collections.netreach.tunnels.plugins.module_utils._engine import Plan, target, target_of
 from ansible_collections.netreach.tunnels.plugins.module_utils._proxy import (
     PATHS,
     POLICY_PATHS,
@@ -31,134 +32,179 @@ from ansible_collections.netreach.tunnels.plugins.module_utils._proxy import (
     render_systemd,
     render_wget_lines,
 )
+from ansible_collections.netreach.tunnels.plugins.module_utils._proxy_readback import (
+    expected_readbacks,
+    parse_apt_dump,
+    parse_key_lines,
+    parse_pip_config_list,
+    parse_show_environment,
+    readback_problem,
+)
 
+
+def etc(*parts: str):
+    """A file of ours under /etc: a symbolic link anywhere below /etc on the way is refused, never followed."""
+    return target("/etc", *parts, field="targets")
+
+
+FILES = {layer: target_of("/etc", path, field="targets") for layer, path in PATHS.items()}
+# The browsers' system-wide file (under /etc) and their distribution one (below the installation directory).
+POLICY_TARGETS = {app: (target_of("/etc", system, field="targets"),
+                        target_of(dist.rsplit("/", 2)[0], dist, field="targets"))
+                  for app, (system, dist) in POLICY_PATHS.items()}
 # Files that stay when our block was all they held: the system expects them to exist.
-KEEP_WHEN_EMPTY = {PATHS["environment"]}
+KEEP_WHEN_EMPTY = {FILES["environment"]}
 
 
-class ProxyHost:
-    """One module run: the planned file changes, the services to reload, the warnings."""
+@dataclass(frozen=True)
+class LayerFile:
+    """One file of a layer: a managed BLOCK of lines in a shared file, or a whole file of ours."""
 
-    def __init__(self, module) -> None:
+    file: str  # the key of FILES
+    render: Callable  # (settings, warnings) -> the block's lines or the file's text
+    block: bool = False
+    section: str | None = None  # the INI section our block belongs in
+    validate: tuple[str, ...] = ()  # the consumer's own parser, run on the new file where it is installed
+    mode: int | None = None  # None: 0600 when the file holds the password, else 0644
+
+
+LAYERS = {
+    "environment": (LayerFile("environment", lambda s, _w: render_environment_lines(s), block=True),
+                    LayerFile("profile", lambda s, _w: render_profile(s))),
+    "systemd": (LayerFile("systemd", lambda s, _w: render_systemd(s)),),
+    "apt": (LayerFile("apt", render_apt, validate=("apt-config", "-c", "%s", "dump")),),
+    "dnf": (LayerFile("dnf", render_dnf_lines, block=True, section="main"),),
+    "docker": (LayerFile("docker", lambda s, _w: render_docker(s)),),
+    "git": (LayerFile("git", render_git_lines, block=True, validate=("git", "config", "--file", "%s", "--list")),),
+    "pip": (LayerFile("pip", render_pip_lines, block=True, section="global"),),
+    "npm": (LayerFile("npm", render_npm_lines, block=True),),
+    "wget": (LayerFile("wget", render_wget_lines, block=True),),
+    "sudo": (LayerFile("sudo", lambda _s, _w: render_sudo(), mode=0o440, validate=("visudo", "-c", "-q", "-f", "%s")),),
+}
+# The consumer's own reader of each layer and how to parse what it prints.
+READBACKS = {
+    "systemd": (["systemctl", "show-environment"], parse_show_environment),
+    "apt": (["apt-config", "dump"], parse_apt_dump),
+    "git": (["git", "config", "--system", "--get", "http.proxy"], lambda out: {"http.proxy": out.rstrip("\n")}),
+    "npm": (["npm", "config", "get", "proxy", "https-proxy", "--globalconfig", "/etc/npmrc"], parse_key_lines),
+    "pip": (["pip3", "config", "list"], parse_pip_config_list),
+}
+
+
+class ProxyPlan:
+    """One module run: the plan of every layer, the warnings."""
+
+    def __init__(self, module, settings: ProxySettings | None) -> None:
         self.module = module
-        self.plan = FilePlan()
+        self.settings = settings
+        self.plan = Plan(module, secrets=settings.secrets if settings else [])
         self.warnings: list[str] = []
 
-    def _mode(self, content: str | None, settings: ProxySettings | None) -> int:
-        secret = settings is not None and settings.password and content and settings.password in _decoded(content, settings)
-        return 0o600 if secret else 0o644
+    def _mode(self, content: str | None) -> int:
+        password = self.settings.password if self.settings else None
+        if not password or not content:
+            return 0o644
+        for spelling in self.settings.secrets:
+            content = content.replace(spelling, password)
+        return 0o600 if password in content else 0o644
 
-    def _block_file(self, path: str, lines: list[str] | None, section: str | None,
-                    settings: ProxySettings | None, validate: list[str] | None = None) -> None:
-        current = read_text(path)
-        if lines is None:
-            if current is None:
-                return
-            content: str | None = remove_block(current)
-            if content == current:
-                return
-            if not content.strip() and path not in KEEP_WHEN_EMPTY:
-                content = None
+    def _validator(self, command: tuple[str, ...]) -> list[str] | None:
+        """The command that checks a new file with the consumer's own parser, where the consumer is installed."""
+        return list(command) if command and self.module.get_bin_path(command[0]) else None
+
+    def layer_file(self, spec: LayerFile) -> bool:
+        """Plan one file of a layer (its removal when there are no settings); whether it changes."""
+        tgt = FILES[spec.file]
+        rendered = spec.render(self.settings, self.warnings) if self.settings is not None else None
+        content = rendered
+        if spec.block:
+            current = self.plan.read(tgt)
+            if rendered is None:
+                if current is None or remove_block(current) == current:
+                    return False
+                content = remove_block(current)
+                if not content.strip() and tgt not in KEEP_WHEN_EMPTY:
+                    content = None
+            else:
+                content = merge_block(current, rendered, spec.section)
+        mode = spec.mode if spec.mode is not None else self._mode(content)
+        return self.plan.file(tgt, content, mode, validate=self._validator(spec.validate) if content is not None else None)
+
+    def policies(self, app: str) -> None:
+        system, dist = POLICY_TARGETS[app]
+        # The application reads the system-wide file when it exists, else the distribution one: merge into the one
+        # it reads; removal cleans both.
+        if self.settings is None:
+            tgts = [system, dist]
         else:
-            content = merge_block(current, lines, section)
-        self.plan.put(path, content, self._mode(content, settings), validate=validate if content is not None else None)
-
-    def _own_file(self, path: str, content: str | None, settings: ProxySettings | None, mode: int | None = None,
-                  validate: list[str] | None = None) -> bool:
-        return self.plan.put(path, content, mode if mode is not None else self._mode(content, settings),
-                             validate=validate)
-
-    def _policies(self, target: str, settings: ProxySettings | None) -> None:
-        system_path, dist_path = POLICY_PATHS[target]
-        # Firefox reads the system-wide file when it exists, else the distribution one: merge into the one read.
-        paths = [system_path, dist_path] if settings is None else \
-            [system_path if os.path.exists(system_path) or not os.path.isfile(dist_path) else dist_path]
-        policy = render_proxy_policy(settings, self.warnings) if settings else None
-        for path in paths:
-            current = read_text(path)
+            tgts = [system if self.plan.kind(system) is not None or self.plan.kind(dist) != "file" else dist]
+        policy = render_proxy_policy(self.settings, self.warnings) if self.settings else None
+        for tgt in tgts:
+            current = self.plan.read(tgt)
             if policy is None and current is None:
                 continue
             try:
                 content = merge_policies(current, policy)
             except (ValueError, ProxyError) as exc:
-                self.module.fail_json(msg=f"targets: {target}: {path} is not a valid policies.json ({exc})",
-                                      field="targets")
+                self.plan.fail("targets", f"targets: {app}: {tgt.path} is not a valid policies.json ({exc})")
             if policy is None and content == current:
                 continue
-            self.plan.put(path, content, 0o644)
+            self.plan.file(tgt, content, 0o644)
 
-    # --- the run -------------------------------------------------------------------------------------
-    def run(self, settings: ProxySettings | None, targets: tuple[str, ...]) -> dict:
-        """Plan every target for SETTINGS (None: remove what we wrote), then apply and reload what changed."""
-        if settings is not None:
-            self.plan.secrets = settings.secrets
-        present = settings is not None
-        warn = self.warnings
-        for target in targets:
-            if target == "environment":
-                self._block_file(PATHS["environment"], render_environment_lines(settings) if present else None, None, settings)
-                self._own_file(PATHS["profile"], render_profile(settings) if present else None, settings)
-            elif target == "systemd":
-                self._own_file(PATHS["systemd"], render_systemd(settings) if present else None, settings)
-            elif target == "apt":
-                self._own_file(PATHS["apt"], render_apt(settings, warn) if present else None, settings,
-                               validate=_validator("apt-config", "-c", "%s", "dump"))
-            elif target == "dnf":
-                if present and not os.path.isdir(os.path.dirname(PATHS["dnf"])):
-                    warn.append("dnf: /etc/dnf does not exist on this host (dnf is not installed); skipped")
-                    continue
-                self._block_file(PATHS["dnf"], render_dnf_lines(settings, warn) if present else None, "main", settings)
-            elif target == "docker":
-                self._own_file(PATHS["docker"], render_docker(settings) if present else None, settings)
-            elif target == "git":
-                self._block_file(PATHS["git"], render_git_lines(settings, warn) if present else None, None, settings,
-                                 validate=_validator("git", "config", "--file", "%s", "--list"))
-            elif target == "pip":
-                self._block_file(PATHS["pip"], render_pip_lines(settings, warn) if present else None, "global", settings)
-            elif target == "npm":
-                self._block_file(PATHS["npm"], render_npm_lines(settings, warn) if present else None, None, settings)
-            elif target == "wget":
-                self._block_file(PATHS["wget"], render_wget_lines(settings, warn) if present else None, None, settings)
-            elif target == "sudo":
-                self._own_file(PATHS["sudo"], render_sudo() if present else None, settings, mode=0o440,
-                               validate=["visudo", "-c", "-q", "-f", "%s"])
-            elif target in POLICY_PATHS:
-                self._policies(target, settings)
-        changed_paths = self.plan.changed_paths
-        self.plan.apply(self.module)
-        self._reload(changed_paths)
-        result = dict(changed=self.plan.changed, files=changed_paths, warnings_list=list(self.warnings))
-        if self.module._diff:
-            result["diff"] = self.plan.diff()
-        return result
+    def layer(self, name: str) -> bool:
+        """Plan layer NAME; whether one of its files changes."""
+        if name in POLICY_TARGETS:
+            self.policies(name)
+            return False
+        if name == "dnf" and self.settings is not None and self.plan.kind(etc("dnf")) != "dir":
+            self.warnings.append("dnf: /etc/dnf does not exist on this host (dnf is not installed); skipped")
+            return False
+        changed = [self.layer_file(spec) for spec in LAYERS[name]]  # every file planned, not the first changed
+        return any(changed)
 
-    def _reload(self, changed_paths: list[str]) -> None:
-        if self.module.check_mode or not shutil.which("systemctl"):
+    def systemd_running(self) -> bool:
+        return bool(self.module.get_bin_path("systemctl")) and \
+            self.plan.kind(target("/run", "systemd", "system")) == "dir"
+
+    def reloads(self, changed: set[str]) -> None:
+        if not self.systemd_running():
             return
-        if PATHS["systemd"] in changed_paths:
+        if "systemd" in changed:
             # The manager reads DefaultEnvironment= when it starts: re-execute it so new services see the change.
-            self._run(["systemctl", "daemon-reexec"])
-        if PATHS["docker"] in changed_paths and self._docker_installed():
-            self._run(["systemctl", "daemon-reload"])
-            self._run(["systemctl", "try-restart", "docker.service"])
+            self.plan.command(["systemctl", "daemon-reexec"], changed=False)
+        if "docker" in changed:
+            rc, out, _err = self.plan.query(["systemctl", "list-unit-files", "--no-legend", "docker.service"])
+            if rc == 0 and "docker.service" in out:
+                self.plan.command(["systemctl", "daemon-reload"], changed=False)
+                self.plan.unit("docker.service", action="try-restart")
 
-    def _docker_installed(self) -> bool:
-        rc, out, _err = self.module.run_command(["systemctl", "list-unit-files", "--no-legend", "docker.service"])
-        return rc == 0 and "docker.service" in out
+    def npm_shows_proxies(self) -> bool:
+        """npm 10 and later refuse to print a proxy URL that holds credentials ("option is protected")."""
+        if not self.settings.username:
+            return True
+        rc, out, _err = self.plan.query(["npm", "--version"])
+        return rc == 0 and out.strip().split(".")[0].isdigit() and int(out.strip().split(".")[0]) < 10
 
-    def _run(self, args: list[str]) -> None:
-        rc, out, err = self.module.run_command(args)
-        if rc != 0:
-            self.module.fail_json(msg=f"{' '.join(args)} failed: {err.strip() or out.strip()}", rc=rc)
+    def read_backs(self, layers: tuple[str, ...]) -> None:
+        """Last steps: each written layer's consumer, where installed, must see what was declared."""
+        expected = expected_readbacks(self.settings)
+        for layer in layers:
+            if layer not in READBACKS or not expected[layer]:
+                continue
+            args, parse = READBACKS[layer]
+            if not self.module.get_bin_path(args[0]) or (layer == "systemd" and not self.systemd_running()) \
+                    or (layer == "npm" and not self.npm_shows_proxies()):
+                continue
+            wanted = expected[layer]
+            self.plan.read_back(args, lambda out, parse=parse, wanted=wanted: readback_problem(wanted, parse(out)),
+                                layer=layer)
 
 
-def _validator(tool: str, *args: str) -> list[str] | None:
-    """The command that checks a new file with the consumer's own parser, where the consumer is installed."""
-    return [tool, *args] if shutil.which(tool) else None
-
-
-def _decoded(content: str, settings: ProxySettings) -> str:
-    """CONTENT with every spelling of the password turned into the password, to tell whether it holds it."""
-    for secret in settings.secrets:
-        content = content.replace(secret, settings.password)
-    return content
+def plan_proxy(module, settings: ProxySettings | None, layers: tuple[str, ...]) -> dict:
+    """Plan every layer for SETTINGS (None: remove what we wrote), commit, and return the module's result."""
+    proxy = ProxyPlan(module, settings)
+    changed = {layer for layer in layers if proxy.layer(layer)}
+    proxy.reloads(changed)
+    if settings is not None:
+        proxy.read_backs(layers)
+    return proxy.plan.commit(files=proxy.plan.changed_paths(), warnings_list=list(proxy.warnings))

@@ -3,25 +3,30 @@
 #
 # Private module_utils of netreach.tunnels: the client session model. Not a public API; it may change at any time.
 #
-# parse_session() turns module parameters into a Session (or raises SessionError naming the bad field); the
+# parse_session() turns module parameters into a Session (or raises DeclarationError naming the bad field); the
 # render_*() functions and the INI/ssh_config merges are pure: text in, text out. Nothing here touches the host.
 """One SSH session spec rendered for OpenSSH, PuTTY (Linux files and a Windows .reg) and WinSCP."""
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel import (
-    Forward,
-    TunnelError,
+from ansible_collections.netreach.tunnels.plugins.module_utils import _blocks
+from ansible_collections.netreach.tunnels.plugins.module_utils._declaration import (
+    PROXY_TYPES,
+    DeclarationError,
+    Proxy,
+    bracket,
     check_host,
+    check_name,
     check_port,
-    parse_forward,
+    parse_proxy,
 )
+from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel import Forward, parse_forward
 
 FORMATS = ("openssh", "putty", "winscp")
-PROXY_TYPES = ("http", "socks5", "socks4")
+SESSION_PROXY_TYPES = PROXY_TYPES  # http, socks5 and socks4: every session format speaks all three
 # Saved-session names: printable ASCII; each format escapes what it cannot hold.
 # "[", "]" and "=" would end an INI section name or a .reg key line, so they are refused for every format.
 NAME_RE = re.compile(r"^[\x21-\x3c\x3e-\x5a\x5c\x5e-\x7e](?:[\x20-\x3c\x3e-\x5a\x5c\x5e-\x7e]{0,126}[\x21-\x3c\x3e-\x5a\x5c\x5e-\x7e])?$")
@@ -39,21 +44,8 @@ OPENSSH_BEGIN = "# BEGIN netreach.tunnels client_session "
 OPENSSH_END = "# END netreach.tunnels client_session "
 
 
-class SessionError(ValueError):
-    """A bad session declaration; `field` names the offending parameter."""
-
-    def __init__(self, field_name: str, message: str) -> None:
-        super().__init__(f"{field_name}: {message}")
-        self.field = field_name
-
-
-@dataclass(frozen=True)
-class SessionProxy:
-    type: str
-    host: str
-    port: int
-    username: str | None = None
-    password: str | None = field(default=None, repr=False)
+# The one declaration error of the collection; the old name stays for the tests and callers that use it.
+SessionError = DeclarationError
 
 
 @dataclass(frozen=True)
@@ -69,89 +61,75 @@ class Session:
     host: str
     port: int
     user: str | None
-    proxy: SessionProxy | None
+    proxy: Proxy | None
     tunnel: SessionTunnel | None
     forwards: tuple[Forward, ...]
     identity_file: str | None = None
 
     @property
     def secrets(self) -> list[str]:
-        return [self.proxy.password] if self.proxy and self.proxy.password else []
+        return self.proxy.secrets if self.proxy else []
 
 
-def _text(field_name: str, value, pattern: re.Pattern, what: str) -> str:
-    if not isinstance(value, str) or not pattern.match(value):
-        raise SessionError(field_name, f"{value!r} is not {what}")
-    return value
-
-
-def _tunnel_call(function, *args):
+def _forward(kind: str, spec, field_name: str) -> Forward:
     try:
-        return function(*args)
-    except TunnelError as exc:
-        raise SessionError(exc.field, str(exc).split(": ", 1)[-1]) from None
+        return parse_forward(kind, spec, field_name)
+    except ValueError as exc:  # _tunnel's TunnelError until it is a DeclarationError: the same field and message
+        if isinstance(exc, DeclarationError) or not hasattr(exc, "field"):
+            raise
+        raise DeclarationError(exc.field, exc.message) from None
 
 
 def parse_name(name, fmt: str) -> str:
     """The session name, checked for FORMAT (it becomes a Host alias, a file name or a section name)."""
     if fmt == "openssh":
-        return _text("name", name, OPENSSH_NAME_RE, "a session name (OpenSSH: letters, digits, '.', '_', '-')")
-    return _text("name", name, NAME_RE, "a session name of printable ASCII characters other than [ ] =")
+        return check_name(name, "name", OPENSSH_NAME_RE, "a session name (OpenSSH: letters, digits, '.', '_', '-')")
+    check_name(name, "name", NAME_RE, "a session name of printable ASCII characters other than [ ] =")
+    # "/" separates WinSCP's site folders; a name that reads as a path out of them ("..", "/x", "a//b") is
+    # refused in every format, though PuTTY would escape it into a file name of its own.
+    if any(part.strip() in ("", ".", "..") for part in name.split("/")):
+        raise DeclarationError("name", f"{name!r} holds an empty, '.' or '..' folder part (or a leading or "
+                                       f"trailing '/')")
+    return name
+
+
+def _user(value, field_name: str) -> str | None:
+    return check_name(value, field_name, USER_RE, "a user name") if value else None
 
 
 def parse_session(params: dict, fmt: str) -> Session:
     if fmt not in FORMATS:
-        raise SessionError("format", f"{fmt!r} is not one of {', '.join(FORMATS)}")
+        raise DeclarationError("format", f"{fmt!r} is not one of {', '.join(FORMATS)}")
     name = parse_name(params.get("name"), fmt)
-    host = _tunnel_call(check_host, params.get("host"), "host")
-    port = _tunnel_call(check_port, params.get("port", 22), "port")
-    user = _text("user", params["user"], USER_RE, "a user name") if params.get("user") else None
-    proxy = None
-    if params.get("proxy"):
-        raw = params["proxy"]
-        proxy_type = raw.get("type") or "http"
-        if proxy_type not in PROXY_TYPES:
-            raise SessionError("proxy.type", f"{proxy_type!r} is not one of {', '.join(PROXY_TYPES)}")
-        username = _text("proxy.username", raw["username"], USER_RE, "a user name") if raw.get("username") else None
-        password = raw.get("password") or None
-        if password is not None and (not isinstance(password, str) or any(ord(c) < 0x20 or ord(c) == 0x7F for c in password)):
-            raise SessionError("proxy.password", "must be a string without control characters")
-        if password and not username:
-            raise SessionError("proxy.password", "a password needs proxy.username")
-        proxy = SessionProxy(proxy_type, _tunnel_call(check_host, raw.get("host"), "proxy.host"),
-                             _tunnel_call(check_port, raw.get("port"), "proxy.port"), username, password)
+    host = check_host(params.get("host"), "host")
+    port = check_port(params.get("port", 22), "port")
+    user = _user(params.get("user"), "user")
+    proxy = parse_proxy(params.get("proxy"), "proxy", SESSION_PROXY_TYPES)
     tunnel = None
     if params.get("tunnel"):
         raw = params["tunnel"]
-        tunnel = SessionTunnel(_tunnel_call(check_host, raw.get("host"), "tunnel.host"),
-                               _tunnel_call(check_port, raw.get("port") or 22, "tunnel.port"),
-                               _text("tunnel.user", raw["user"], USER_RE, "a user name") if raw.get("user") else None)
-    forwards = []
-    for kind in ("local", "remote", "dynamic"):
-        for index, spec in enumerate(params.get(f"{kind}_forwards") or []):
-            forwards.append(_tunnel_call(parse_forward, kind, spec, f"{kind}_forwards[{index}]"))
+        tunnel = SessionTunnel(check_host(raw.get("host"), "tunnel.host"), check_port(raw.get("port") or 22, "tunnel.port"),
+                               _user(raw.get("user"), "tunnel.user"))
+    forwards = [_forward(kind, spec, f"{kind}_forwards[{index}]") for kind in ("local", "remote", "dynamic")
+                for index, spec in enumerate(params.get(f"{kind}_forwards") or [])]
     identity = params.get("identity_file")
     if identity is not None:
-        _text("identity_file", identity, PPK_PATH_RE, "a file path")
+        check_name(identity, "identity_file", PPK_PATH_RE, "a file path")
     if identity is not None and fmt == "openssh" and re.search(r"[\s\\\"']", identity):
-        raise SessionError("identity_file", "an OpenSSH IdentityFile path must not hold blanks, quotes or backslashes")
+        raise DeclarationError("identity_file", "an OpenSSH IdentityFile path must not hold blanks, quotes or backslashes")
     session = Session(name, host, port, user, proxy, tunnel, tuple(forwards), identity)
     if fmt == "openssh" and proxy and proxy.password:
-        raise SessionError("proxy.password", "OpenSSH's ProxyCommand (nc) cannot send a proxy password; use a proxy "
-                           "without authentication or format putty")
+        raise DeclarationError("proxy.password", "OpenSSH's ProxyCommand (nc) cannot send a proxy password; use a "
+                               "proxy without authentication or format putty")
     if fmt == "putty" and proxy and tunnel:
-        raise SessionError("tunnel", "a PuTTY session has one proxy: either proxy or tunnel (an SSH proxy), not both")
+        raise DeclarationError("tunnel", "a PuTTY session has one proxy: either proxy or tunnel (an SSH proxy), not both")
     return session
 
 
 # --- OpenSSH ------------------------------------------------------------------------------------------------
 
-def nc_command(proxy: SessionProxy) -> str:
-    return f"nc -X {NC_PROTOCOL[proxy.type]} -x {_bracket(proxy.host)}:{proxy.port} %h %p"
-
-
-def _bracket(host: str) -> str:
-    return f"[{host}]" if ":" in host else host
+def nc_command(proxy: Proxy) -> str:
+    return f"nc -X {NC_PROTOCOL[proxy.type]} -x {bracket(proxy.host)}:{proxy.port} %h %p"
 
 
 def jump_alias(session: Session) -> str:
@@ -194,9 +172,7 @@ INCLUDE_END = "# END netreach.tunnels client_session include"
 def merge_include(text: str | None, pattern: str | None) -> str:
     """~/.ssh/config with our Include line first (None: without it). Include must precede every Host block
     to apply to all hosts."""
-    from ansible_collections.netreach.tunnels.plugins.module_utils._proxy import cut_block
-
-    without, _position = cut_block(text or "", INCLUDE_BEGIN, INCLUDE_END)
+    without, _position = _blocks.cut_block(text or "", INCLUDE_BEGIN, INCLUDE_END)
     if pattern is None:
         return without
     return f"{INCLUDE_BEGIN}\nInclude {pattern}\n{INCLUDE_END}\n" + without

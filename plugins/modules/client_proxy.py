@@ -74,6 +74,13 @@ attributes:
     description: Shows every file before and after; the password is masked.
     support: full
 notes:
+  - After writing a layer the module reads it back through its consumer, where that is installed, as the last
+    step - C(systemctl show-environment), C(apt-config dump), C(git config --system --get http.proxy),
+    C(npm config get), C(pip3 config list) - and fails naming the layer when the consumer sees something else.
+  - In C(DefaultEnvironment) and the docker drop-in a C(%) (of a percent-encoded password, say) is written as
+    C(%%), because systemd expands specifiers there.
+  - Every file is written through the collection's change engine - a symbolic link on the way to a target below
+    C(/etc) is refused, never followed.
   - The docker daemon is restarted only when its drop-in changed and docker is installed; the systemd manager is
     re-executed when its drop-in changed, so services started afterwards see the proxy.
   - Debian's Firefox ESR reads C(/etc/firefox/policies/policies.json) (C(/etc/) plus its application name, which is
@@ -115,8 +122,14 @@ warnings_list:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.netreach.tunnels.plugins.module_utils._proxy import TARGETS, ProxyError, parse_proxy_settings
-from ansible_collections.netreach.tunnels.plugins.module_utils._proxy_apply import ProxyHost
+from ansible_collections.netreach.tunnels.plugins.module_utils._declaration import DeclarationError
+from ansible_collections.netreach.tunnels.plugins.module_utils._proxy import (
+    BROWSER_MODES,
+    TARGETS,
+    parse_proxy_settings,
+    parse_targets,
+)
+from ansible_collections.netreach.tunnels.plugins.module_utils._proxy_apply import plan_proxy
 
 
 def main() -> None:
@@ -129,7 +142,7 @@ def main() -> None:
             username=dict(type="str"),
             password=dict(type="str", no_log=True),
             targets=dict(type="list", elements="str", choices=list(TARGETS), default=list(TARGETS)),
-            browser_mode=dict(type="str", choices=["manual", "system", "autoConfig", "none"], default="manual"),
+            browser_mode=dict(type="str", choices=list(BROWSER_MODES), default="manual"),
             browser_autoconfig_url=dict(type="str"),
             browser_locked=dict(type="bool", default=False),
             state=dict(type="str", choices=["present", "absent"], default="present"),
@@ -138,12 +151,14 @@ def main() -> None:
     )
     params = module.params
     settings = None
-    if params["state"] == "present":
-        try:
+    try:
+        # absent validates the layers it cleans exactly as present does
+        layers = parse_targets(params)
+        if params["state"] == "present":
             settings = parse_proxy_settings(params)
-        except ProxyError as exc:
-            module.fail_json(msg=str(exc), field=exc.field)
-    result = ProxyHost(module).run(settings, tuple(dict.fromkeys(params["targets"])))
+    except DeclarationError as exc:
+        module.fail_json(msg=str(exc), field=exc.field)
+    result = plan_proxy(module, settings, layers)
     for warning in result["warnings_list"]:
         module.warn(warning)
     module.exit_json(**result)

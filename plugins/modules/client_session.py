@@ -59,6 +59,8 @@ options:
       password:
         description: Proxy password (PuTTY only; the session file is 0600 in any case).
         type: str
+      # The proxy sub-options come from proxy_argument_spec(), shared with ssh_tunnel; documented here until the
+      # netreach.tunnels.proxy doc fragment exists.
   tunnel:
     description: SSH tunnel (jump) host the session goes through; with O(proxy), the proxy carries the hop to it.
     type: dict
@@ -101,9 +103,13 @@ options:
     description:
       - Where to write. Defaults per format in the home of O(owner) - C(~/.ssh/config.d/netreach-NAME.conf),
         C(~/.putty/sessions/NAME) (escaped), C(~/WinSCP.ini).
+      - A given path must be below the home of O(owner); a symbolic link on the way (C(~/.ssh),
+        C(~/.ssh/config.d), C(~/.putty), a directory of the given path) is refused, never followed.
     type: path
   reg_path:
-    description: Where the PuTTY C(.reg) export goes; default C(~/.putty/netreach-NAME.reg) (name escaped).
+    description:
+      - Where the PuTTY C(.reg) export goes; default C(~/.putty/netreach-NAME.reg) (name escaped). Below the home
+        of O(owner), like O(path).
     type: path
   owner:
     description: Local account whose home the defaults use and who owns the files (mode 0600).
@@ -143,7 +149,8 @@ EXAMPLES = r"""
     proxy: {type: http, host: proxy.corp.example, port: 8080}
     tunnel: {host: bastion.corp.example, port: 22, user: tunnel}
     format: winscp
-    path: /srv/windows-profiles/alice/WinSCP.ini
+    owner: alice
+    path: /home/alice/windows-profile/WinSCP.ini
 
 - name: The same session for plain `ssh bastion-news`
   netreach.tunnels.client_session:
@@ -171,7 +178,14 @@ path:
 import pwd
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.netreach.tunnels.plugins.module_utils._session import SessionError, parse_name, parse_session
+from ansible_collections.netreach.tunnels.plugins.module_utils._declaration import DeclarationError, proxy_argument_spec
+from ansible_collections.netreach.tunnels.plugins.module_utils._engine import Plan
+from ansible_collections.netreach.tunnels.plugins.module_utils._session import (
+    FORMATS,
+    SESSION_PROXY_TYPES,
+    parse_name,
+    parse_session,
+)
 from ansible_collections.netreach.tunnels.plugins.module_utils._session_apply import plan_session
 
 
@@ -182,13 +196,7 @@ def main() -> None:
             host=dict(type="str"),
             port=dict(type="int", default=22),
             user=dict(type="str"),
-            proxy=dict(type="dict", options=dict(
-                type=dict(type="str", choices=["http", "socks5", "socks4"], default="http"),
-                host=dict(type="str", required=True),
-                port=dict(type="int", required=True),
-                username=dict(type="str"),
-                password=dict(type="str", no_log=True),
-            )),
+            proxy=proxy_argument_spec(SESSION_PROXY_TYPES),
             tunnel=dict(type="dict", options=dict(
                 host=dict(type="str", required=True),
                 port=dict(type="int", default=22),
@@ -198,7 +206,7 @@ def main() -> None:
             remote_forwards=dict(type="list", elements="str", default=[]),
             dynamic_forwards=dict(type="list", elements="str", default=[]),
             identity_file=dict(type="str"),
-            format=dict(type="str", choices=["openssh", "putty", "winscp"], default="openssh"),
+            format=dict(type="str", choices=list(FORMATS), default="openssh"),
             path=dict(type="path"),
             reg_path=dict(type="path"),
             owner=dict(type="str", default="root"),
@@ -209,26 +217,22 @@ def main() -> None:
     )
     params = module.params
     try:
-        entry = pwd.getpwnam(params["owner"])
+        home = pwd.getpwnam(params["owner"]).pw_dir
     except KeyError:
         module.fail_json(msg=f"owner: no local account {params['owner']!r}", field="owner")
-    home = entry.pw_dir
     session = None
     try:
+        # absent validates the name exactly as present does: it makes the same paths
+        parse_name(params["name"], params["format"])
         if params["state"] == "present":
             session = parse_session(params, params["format"])
-        else:
-            parse_name(params["name"], params["format"])
-    except SessionError as exc:
+    except DeclarationError as exc:
         module.fail_json(msg=str(exc), field=exc.field)
-    plan, path, warnings = plan_session(params, home, session)
-    plan.apply(module)
+    plan = Plan(module, secrets=session.secrets if session else [])
+    path, warnings = plan_session(plan, params, home, session)
     for warning in warnings:
         module.warn(warning)
-    result = dict(changed=plan.changed, files=plan.changed_paths, path=path)
-    if module._diff:
-        result["diff"] = plan.diff()
-    module.exit_json(**result)
+    module.exit_json(**plan.commit(files=plan.changed_paths(), path=path))
 
 
 if __name__ == "__main__":

@@ -11,6 +11,8 @@ description:
   - Declares the whole NAT state of a gateway (masquerade, SNAT, port forwards, the forward filter) as the
     nftables table C(inet netreach), and replaces that table in one atomic C(nft -f) transaction.
   - Owns only its own table; never flushes the ruleset. Docker's, firewalld's and every other table stay as they are.
+    A foreign chain that would drop the declared flows fails the task before any change (see O(foreign_drop)),
+    never a green task with dead forwards.
   - Idempotent against the kernel itself. The declared table is loaded in a throw-away network namespace and
     compared with C(nft -j list table inet netreach), so a table changed behind Ansible's back is put right.
   - Lockout protection. Before a change reaches the kernel, a transient systemd timer is armed that restores
@@ -19,6 +21,8 @@ description:
     itself and the task fails saying so. Only a confirmed state is persisted, so only a confirmed state boots.
   - Persistence is the unit C(netreach-nat.service), which loads C(/etc/netreach/nat/netreach.nft) early at
     boot, before C(network-pre.target).
+  - With a read-only C(/proc/sys) (a gateway in a container), O(ip_forward) already as declared writes nothing at
+    runtime; a value that differs fails before any change (set it in the container's sysctls).
   - Needs root with C(CAP_SYS_ADMIN) (to load the declared table in a scratch network namespace), nft, and
     systemd when O(rollback_timeout) is not 0.
 author: netreach developers (@netreach)
@@ -102,8 +106,27 @@ options:
       - When not given, the running values are left alone, and a C(/etc/sysctl.d/90-netreach-nat.conf) written by
         an earlier run is removed (the declaration no longer asks for it at boot).
     type: bool
+  foreign_drop:
+    description:
+      - What to do when another table has a base chain on prerouting, forward or postrouting whose policy is
+        drop or whose last rule drops or rejects (firewalld, ufw, a hand-made table) - it may drop the declared
+        flows, and this module does not change other tables.
+      - Docker's C(ip filter FORWARD) policy drop is handled as Docker documents it - the chain C(NETREACH-NAT),
+        jumped to first from C(DOCKER-USER), accepts exactly the declared flows (each forward's DNATed
+        connections, each masquerade and SNAT entry's traffic and replies), and C(netreach-nat-docker.service)
+        loads it again after C(docker.service) starts at boot.
+      - C(fail) fails before changing anything, naming each such table and chain. C(ignore) applies anyway
+        (when you accept the flows in that table yourself). The chains are reported in RV(neighbours) either way.
+    type: str
+    choices: [fail, ignore]
+    default: fail
   persist:
-    description: Make the confirmed table the one that boots (C(netreach-nat.service)). C(false) removes the boot state.
+    description:
+      - Make the confirmed table the one that boots (C(netreach-nat.service), ordered after C(nftables.service)).
+        C(false) removes the boot state.
+      - Where C(nftables.service) is installed (its ruleset begins with C(flush ruleset)), a drop-in
+        C(/etc/systemd/system/nftables.service.d/netreach-nat.conf) loads the last confirmed table again after
+        every start, restart and reload of it; C(/etc/nftables.conf) is not edited.
     type: bool
     default: true
   rollback_timeout:
@@ -152,6 +175,30 @@ table:
   description: Our table as nft lists it after the run (empty with O(state=absent)).
   returned: always
   type: str
+neighbours:
+  description: What else filters the gateway's packets on the hooks our table uses, found at every run (check mode too).
+  returned: always
+  type: dict
+  contains:
+    nftables_service:
+      description: Whether C(nftables.service) is installed, enabled and active.
+      type: dict
+      returned: always
+    firewalld:
+      description: Whether C(firewalld.service) is active.
+      type: dict
+      returned: always
+    docker:
+      description: The families (C(ip), C(ip6)) with Docker's C(DOCKER-USER) chain (C(docker_user)) and those where
+        our C(NETREACH-NAT) chain accepts the declared flows (C(accepted_in)).
+      type: dict
+      returned: always
+    dropping_chains:
+      description: Foreign base chains on prerouting, forward or postrouting with policy drop or a last rule that
+        drops or rejects - table, chain, hook, priority, policy, ends_in, owner (docker, firewalld, ufw or null).
+      type: list
+      elements: dict
+      returned: always
 confirmed:
   description: Whether a change of the kernel's table was confirmed over a fresh connection.
   returned: when a change was applied with O(rollback_timeout) greater than 0
@@ -163,52 +210,28 @@ rolled_back:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.netreach.tunnels.plugins.module_utils._nat import NatError, parse_nat
-from ansible_collections.netreach.tunnels.plugins.module_utils._nat_apply import NatHost
+from ansible_collections.netreach.tunnels.plugins.module_utils._declaration import DeclarationError
+from ansible_collections.netreach.tunnels.plugins.module_utils._engine import Plan
+from ansible_collections.netreach.tunnels.plugins.module_utils._nat import (
+    check_rollback_timeout,
+    nat_argument_spec,
+    parse_nat,
+)
+from ansible_collections.netreach.tunnels.plugins.module_utils._nat_apply import plan_nat
 
 
 def main() -> None:
-    source_nat = dict(out_interface=dict(type="str", required=True), source=dict(type="str"))
-    module = AnsibleModule(
-        argument_spec=dict(
-            masquerade=dict(type="list", elements="dict", default=[], options=source_nat),
-            snat=dict(type="list", elements="dict", default=[],
-                      options=dict(source_nat, to=dict(type="str", required=True))),
-            port_forwards=dict(type="list", elements="dict", default=[], options=dict(
-                proto=dict(type="str", default="tcp"),
-                port=dict(type="raw", required=True),
-                to=dict(type="str", required=True),
-                in_interface=dict(type="str"),
-                source=dict(type="str"),
-            )),
-            hairpin=dict(type="bool", default=False),
-            forward_policy=dict(type="str", choices=["accept", "drop"], default="accept"),
-            ip_forward=dict(type="bool"),
-            persist=dict(type="bool", default=True),
-            rollback_timeout=dict(type="int", default=30),
-            state=dict(type="str", choices=["present", "absent"], default="present"),
-        ),
-        supports_check_mode=True,
-    )
+    module = AnsibleModule(argument_spec=nat_argument_spec(), supports_check_mode=True)
     params = module.params
-    if params["rollback_timeout"] < 0:
-        module.fail_json(msg="rollback_timeout: must be 0 (no confirm step) or a number of seconds",
-                         field="rollback_timeout")
-    rules = None
-    if params["state"] == "present":
-        try:
-            rules = parse_nat(params)
-        except NatError as exc:
-            module.fail_json(msg=str(exc), field=exc.field)
-    host = NatHost(module)
-    plan = host.plan(rules, params["persist"])
-    sysctl = host.plan_sysctl(rules.ip_forward if rules else None, params["state"])
-    pending = None
-    if not module.check_mode:
-        host.apply_sysctl(sysctl)
-        pending = host.apply(plan, params["rollback_timeout"])
+    try:
+        check_rollback_timeout(params["rollback_timeout"])
+        rules = parse_nat(params) if params["state"] == "present" else None
+    except DeclarationError as exc:
+        module.fail_json(msg=str(exc), field=exc.field)
+    plan = Plan(module)
+    extras = plan_nat(plan, rules, params["persist"], params["rollback_timeout"])
     # The action plugin takes pending_confirm off the result and confirms the change over a fresh connection.
-    module.exit_json(**host.result(table=plan["desired_text"], pending_confirm=pending))
+    module.exit_json(**plan.commit(**extras))
 
 
 if __name__ == "__main__":

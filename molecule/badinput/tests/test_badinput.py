@@ -21,6 +21,7 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "tests", "unit"))
 from catalogue.cases import CASES, ENTRY  # noqa: E402  (the catalogue lives with the unit tests)
+from catalogue import traps  # noqa: E402
 
 CLIENT, SERVER = "client", "server"
 # Rows of one worker between two digests of its host's snapshot (a digest costs about as much as a row).
@@ -195,3 +196,42 @@ def test_bad_input_fails_naming_the_field_and_changes_nothing(outcomes, index, m
     assert names_field(field, message), f"case {index}: the error does not name {field!r}: {message}"
     assert digest == outcomes["digests"][HOSTS[module]], \
         f"{labtest.container(HOSTS[module])} had changed by the digest after case {index} ({module}, {field})"
+
+
+@pytest.fixture(scope="module")
+def trapped(tmp_path_factory):
+    """Plant the links of the traps on their host, run every trap row there once; the rows' results and the
+    host's snapshots before and after."""
+    host = labtest.host("traps")
+    for command in traps.SETUP:
+        planted = host.run(command)
+        assert planted.rc == 0, f"planting a trap failed: {command}: {planted.stderr}"
+    tasks = [{"name": f"trap {index}", f"netreach.tunnels.{module}": args, "ignore_errors": True}
+             for index, (module, args, field) in enumerate(traps.ROWS)]
+    playbook = tmp_path_factory.mktemp("traps") / "traps.yml"
+    playbook.write_text(json.dumps([{"name": "Symbolic-link traps", "hosts": labtest.container("traps"),
+                                     "gather_facts": False, "tasks": tasks}], indent=1))
+    before = labtest.snapshot(host)
+    document = labtest.playbook_results(str(playbook), timeout=600)
+    after = labtest.snapshot(host)
+    results = {}
+    for task in document["plays"][0]["tasks"]:
+        match = re.match(r"trap (\d+)$", task["task"]["name"])
+        if match:
+            results[int(match.group(1))] = task["hosts"][labtest.container("traps")]
+    return {"results": results, "before": before, "after": after}
+
+
+@pytest.mark.parametrize(("index", "module", "field"), [(i, r[0], r[2]) for i, r in enumerate(traps.ROWS)],
+                         ids=[f"{i}-{r[0]}-{r[1].get('state', 'default')}" for i, r in enumerate(traps.ROWS)])
+def test_a_planted_link_is_refused_naming_the_field(trapped, index, module, field):
+    result = trapped["results"][index]
+    message = str(result.get("msg", ""))
+    assert result.get("failed"), f"trap {index} ({module} {traps.ROWS[index][1]}) did not fail: {result}"
+    assert names_field(field, message) and "symbolic link" in message, f"trap {index}: {message}"
+
+
+def test_the_traps_host_and_what_its_links_point_at_are_unchanged(trapped):
+    changes = labtest.snapshot_changes(trapped["before"], trapped["after"])
+    assert not changes, "the traps host changed:\n" + "\n".join(changes[:50])
+    assert any(path.startswith("/srv/data/") for path in trapped["before"]["etc"]), "the snapshot misses /srv"

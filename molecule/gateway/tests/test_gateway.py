@@ -257,6 +257,18 @@ def test_bad_input_fails_naming_the_field_and_changes_nothing(change, field):
     assert snapshot() == before, "a rejected declaration changed the gateway"
 
 
+def test_ip_forward_on_a_read_only_proc_sys_writes_nothing_or_fails_before_any_change():
+    gw = lab_host("gw")
+    # Docker mounts the gateway's /proc/sys read-only; molecule.yml sets forwarding on through its sysctls.
+    assert " ro," in gw.check_output("grep ' /proc/sys ' /proc/self/mounts")
+    before = snapshot()
+    assert not run_module(declaration())["changed"], "forwarding already on: nothing to write"
+    result = run_module(declaration(ip_forward=False))
+    assert result.get("failed") and result.get("field") == "ip_forward", result
+    assert result["msg"].startswith("ip_forward: net.ipv4.ip_forward is 1") and "container's sysctls" in result["msg"]
+    assert snapshot() == before, "the refused ip_forward changed the gateway"
+
+
 # --- lockout protection over SSH -----------------------------------------------------------------------------
 
 
@@ -351,3 +363,4 @@ def test_an_unconfirmed_change_is_not_what_boots(ssh_lab):
         if process.poll() is None:
             process.kill()
         process.communicate()
+

@@ -15,6 +15,7 @@ import subprocess
 import time
 import zipfile
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 import jsonschema
 import labtest
@@ -336,6 +337,47 @@ def test_credentials_reach_an_authenticating_proxy_intact_and_their_files_are_06
     finally:
         restored = run_module("client_proxy", **CONVERGED)
         assert not restored.get("failed"), restored
+
+
+# Every URL-special character, a space and a percent-encoding lookalike: systemd expands specifiers in
+# DefaultEnvironment=, so the percent-encoded password's "%" must reach it doubled, or systemd drops http_proxy.
+# tinyproxy takes no such password for Basic authentication, so the proxy on 8080 (which asks for none) carries the
+# request; what is proven is the environment every service gets, and that the URL built from it works.
+HOSTILE_PASSWORD = 'Pct%41 @:#;"/&?x'
+
+
+def test_a_password_with_every_url_special_character_reaches_a_systemd_services_environment():
+    host = client()
+    result = run_module("client_proxy", http_proxy="http://proxy-proxy:8080", https_proxy="http://proxy-proxy:8080",
+                        targets=["systemd", "apt", "git"], username="CORP\\alice", password=HOSTILE_PASSWORD)
+    try:
+        # The module's own read-backs (systemctl show-environment, apt-config dump, git config) passed.
+        assert result.get("changed") is True and not result.get("failed"), result
+        env = host.check_output("systemd-run --wait --pipe --quiet env")
+        proxies = dict(line.split("=", 1) for line in env.splitlines() if line.lower().startswith(("http_", "https_")))
+        assert set(proxies) >= {"http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"}, sorted(proxies)
+        url = urlsplit(proxies["http_proxy"])
+        assert unquote(url.password) == HOSTILE_PASSWORD and unquote(url.username) == "CORP\\alice"
+        assert (url.hostname, url.port) == ("proxy-proxy", 8080)
+        out = through_proxy("systemd-run --wait --pipe --quiet curl -sSf --max-time 10 http://proxy-repo/index.html",
+                            "GET http://proxy-repo/index.html")
+        assert REPO_PAGE in out
+    finally:
+        restored = run_module("client_proxy", **CONVERGED)
+        assert not restored.get("failed"), restored
+
+
+def test_a_layer_its_consumer_sees_otherwise_fails_naming_the_layer():
+    """No silent success: a later apt.conf.d file of someone else overrides our proxy; apt-config dump shows it."""
+    host = client()
+    host.check_output("printf 'Acquire::http::Proxy \"http://elsewhere:3128\";\\n' > /etc/apt/apt.conf.d/99zz-lab-other")
+    try:
+        result = run_module("client_proxy", **CONVERGED)
+        assert result.get("failed") and result.get("field") == "apt", result
+        assert "Acquire::http::Proxy is 'http://elsewhere:3128'" in result["msg"], result["msg"]
+    finally:
+        host.check_output("rm -f /etc/apt/apt.conf.d/99zz-lab-other")
+    assert not run_module("client_proxy", **CONVERGED).get("failed")
 
 
 # --- bad input and state=absent (last: it takes everything away) -------------------------------------------

@@ -7,8 +7,10 @@ forward_policy, a masquerade source) is the default, not bad input.
 from __future__ import annotations
 
 from ansible_collections.netreach.tunnels.plugins.module_utils._nat import parse_nat
-from ansible_collections.netreach.tunnels.plugins.module_utils._proxy import TARGETS, parse_proxy_settings
-from ansible_collections.netreach.tunnels.plugins.module_utils._session import parse_session
+from ansible_collections.netreach.tunnels.plugins.module_utils._engine import ConfinementError
+from ansible_collections.netreach.tunnels.plugins.module_utils._proxy import TARGETS, parse_proxy_settings, parse_targets
+from ansible_collections.netreach.tunnels.plugins.module_utils._session import SessionError, parse_name, parse_session
+from ansible_collections.netreach.tunnels.plugins.module_utils._session_apply import session_targets
 from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel import parse_tunnel
 from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_server import client_entries
 from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_server_apply import parse_entries
@@ -158,6 +160,8 @@ nat_case("snat[0].to", snat=[{"out_interface": "eth0", "source": "10.20.0.0/24",
 nat_case("snat[0].to", snat=[{"out_interface": "eth0", "source": "10.20.0.0/24", "to": "fd00::1"}])
 for bad in ["reject", "DROP;", "drop accept"]:
     nat_case("forward_policy", forward_policy=bad)
+for bad in ["accept", "FAIL", "fail;", "ignore all"]:
+    nat_case("foreign_drop", foreign_drop=bad)
 
 # client_proxy
 PROXY = dict(http_proxy="http://proxy.corp:8080", https_proxy="http://proxy.corp:8080", socks_proxy=None,
@@ -206,6 +210,31 @@ session_case("proxy.password", "putty", proxy={"type": "http", "host": "p", "por
 session_case("tunnel", "putty", proxy={"type": "http", "host": "p", "port": 1}, tunnel={"host": "b", "port": 22, "user": "t"})
 for bad in ["0:localhost:119", "12345:a b:119", "12345:localhost:119\nProxyCommand sh"]:
     session_case("local_forwards[0]", local_forwards=[bad])
+# Hostile names in every state and format: absent validates the name exactly as present (it builds the same
+# paths). "a/b" is a WinSCP site folder and a PuTTY name PuTTY escapes into one file name: refused for OpenSSH only.
+HOSTILE_NAMES = ["../../../root/.ssh", ".", "..", "../tunnels", " ../x", "a/b", "/etc/passwd", "/root/.ssh/config"]
+for state in ("present", "absent"):
+    for fmt in ("openssh", "putty", "winscp"):
+        for bad in HOSTILE_NAMES:
+            if bad != "a/b" or fmt == "openssh":
+                session_case("name", fmt, name=bad, state=state)
+    # a given path or reg_path outside the owner's home (root's: /root)
+    session_case("path", "winscp", path="/etc/WinSCP.ini", state=state)
+    session_case("path", "openssh", path="/root/../etc/ssh/ssh_config", state=state)
+    session_case("reg_path", "putty", reg_path="/tmp/x.reg", state=state)
+# client_proxy takes no name; absent validates the layers it cleans as present does
+for bad in ["../etc", "/etc/gitconfig", "."]:
+    proxy_case("targets[0]", targets=[bad], state="absent")
+
+
+class ConfinedPlan:
+    """The one part of a Plan that session_targets() uses: a ConfinementError becomes a DeclarationError."""
+
+    def guard(self, function, *args, **kwargs):
+        try:
+            return function(*args, **kwargs)
+        except ConfinementError as exc:
+            raise SessionError(exc.field, exc.message) from None
 
 
 def run_case(module: str, params: dict):
@@ -215,10 +244,16 @@ def run_case(module: str, params: dict):
     if module == "nat_rules":
         return parse_nat(params)
     if module == "client_proxy":
-        return parse_proxy_settings(params)
+        parse_targets(params)
+        return parse_proxy_settings(params) if params.get("state", "present") == "present" else None
     if module == "client_session":
         params = dict(params)
-        return parse_session(params, params.pop("_format"))
+        fmt = params.pop("_format")
+        parse_name(params.get("name"), fmt)
+        if params.get("path") or params.get("reg_path"):
+            # the module's confinement of a given path to the owner's home, as the engine checks it
+            return session_targets(ConfinedPlan(), {"format": fmt, "name": params["name"], **params}, "/root")
+        return parse_session(params, fmt) if params.get("state", "present") == "present" else None
     if module == "tunnel_server":
         return parse_entries([params])
     return client_entries("laptop", params["tunnels"], {}, {"news": ENTRY["public_key"], "socks": ENTRY["public_key"]},

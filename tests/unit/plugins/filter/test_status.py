@@ -85,3 +85,11 @@ def test_loopback_targets_belong_to_their_server():
         for name, server, port in (("a", "news1", "1119"), ("b", "news2", "2119"))]}
     page = tunnel_status_html(tunnel_status_rows({"laptop": {"status_tunnels": result}}, ["laptop"]))
     assert ">news1: localhost:119<" in page and ">news2: localhost:119<" in page
+
+
+def test_a_gateway_whose_neighbour_drops_the_declared_flows_is_drifted():
+    hostvars = {"gw": {"gateway_port_forwards": [{"port": 8080, "to": "10.0.0.5:80"}],
+                       "gateway_result": {"failed": True, "field": "foreign_drop",
+                                          "msg": "foreign_drop: table ip filter chain FORWARD ..."}}}
+    (row,) = gateway_forward_rows(hostvars, ["gw"])
+    assert row["state"] == "drifted (another table drops the declared flows)" and not row["in_sync"]

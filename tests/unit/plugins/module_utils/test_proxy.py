@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ansible_collections.netreach.tunnels.plugins.module_utils._files import FilePlan
+from ansible_collections.netreach.tunnels.plugins.module_utils._engine import Plan
 from ansible_collections.netreach.tunnels.plugins.module_utils._proxy import (
     BEGIN,
     END,
@@ -31,6 +31,7 @@ from ansible_collections.netreach.tunnels.plugins.module_utils._proxy import (
     render_systemd,
     render_wget_lines,
 )
+from fakehost import FakeModule
 
 BASE = dict(http_proxy="http://proxy.corp:8080", https_proxy="http://proxy.corp:8080",
             socks_proxy="socks5h://127.0.0.1:3128",
@@ -123,7 +124,7 @@ def test_credentials_are_percent_encoded_and_masked():
     assert unquote(parts.username) == "dom\\user" and unquote(parts.password) == "p@ss:w/rd%#;\"'"
     docker = render_docker(proxy)
     assert "p%%40ss" in docker  # systemd specifiers: % doubled in unit files
-    plan = FilePlan(secrets=proxy.secrets)
+    plan = Plan(FakeModule("/nonexistent"), secrets=proxy.secrets)
     for text in render_all(proxy).values():
         masked = plan.mask(text)
         assert "p%40ss" not in masked and "p@ss" not in masked

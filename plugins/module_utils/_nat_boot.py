@@ -1,0 +1,110 @@
+# Copyright: netreach developers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+#
+# Private module_utils of netreach.tunnels: the host-side files of the NAT model. Not a public API.
+"""What nat_rules leaves on the host besides its table, rendered as text, and the host facts it reads back.
+
+The boot unit and the sysctl.d file; the host-side rollback command (a transient systemd timer runs it, whatever
+happens to the connection that applied a change); and the confirm script, which the action plugin runs over a
+fresh connection after the module has returned, so it is shell and needs no Python. Every path in them is given
+by the caller from the engine's confined targets. Pure functions: nothing here touches the host.
+"""
+
+from __future__ import annotations
+
+import shlex
+
+FORWARD_SYSCTLS = ("net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding")
+
+
+def render_unit(nft: str, rules: str) -> str:
+    return f"""\
+# netreach.tunnels nat_rules: restores the last confirmed NAT table at boot, before the network comes up.
+[Unit]
+Description=netreach gateway NAT and port forwards (last confirmed state)
+DefaultDependencies=no
+Wants=network-pre.target
+Before=network-pre.target shutdown.target
+After=local-fs.target nftables.service
+Conflicts=shutdown.target
+ConditionPathExists={rules}
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart={nft} -f {rules}
+
+[Install]
+WantedBy=sysinit.target
+"""
+
+
+def render_nftables_dropin(nft: str, rules: str) -> str:
+    """A drop-in of Debian's nftables.service, whose ruleset begins with `flush ruleset`: our last confirmed table
+    is loaded again after every start, restart and reload of it ('-': a missing file never fails that service)."""
+    return f"""\
+# netreach.tunnels nat_rules: load the last confirmed NAT table again whenever nftables.service loads its ruleset.
+[Service]
+ExecStartPost=-{nft} -f {rules}
+ExecReload=-{nft} -f {rules}
+"""
+
+
+def render_sysctl(enabled: bool) -> str:
+    value = 1 if enabled else 0
+    return "# netreach.tunnels nat_rules: packet forwarding of the gateway.\n" + "".join(
+        f"{name} = {value}\n" for name in FORWARD_SYSCTLS)
+
+
+def sysctl_path(name: str) -> str:
+    return "/proc/sys/" + name.replace(".", "/")
+
+
+def read_only_mount(mounts: str | None, path: str) -> bool:
+    """Whether PATH lies on a read-only mount, from /proc/self/mounts (the innermost mount point wins):
+    a container's /proc/sys usually is one."""
+    best, read_only = "", False
+    for line in (mounts or "").splitlines():
+        fields = line.split()
+        if len(fields) < 4:
+            continue
+        point = fields[1].replace("\\040", " ")
+        inside = path == point or path.startswith(point.rstrip("/") + "/")
+        if inside and len(point) >= len(best):
+            best, read_only = point, "ro" in fields[3].split(",")
+    return read_only
+
+
+def render_rollback(nft: str, previous: str, marker: str) -> str:
+    """The timer's command: put the previous table back, then leave the record the confirm step looks for."""
+    return f"{nft} -f {shlex.quote(previous)} && touch {shlex.quote(marker)}"
+
+
+def render_confirm(token: str, armed: dict | None, persist: dict | None, unpersist: dict | None,
+                   cleanup: dict) -> str:
+    """Make change TOKEN the boot state. ARMED (timer, service, marker): only while its rollback still waits.
+    PERSIST (staged, new, rules, dirs): rename the staged boot rules into place. UNPERSIST (unit, rules, unit_file,
+    directory): remove our boot state. CLEANUP (files, dirs): what of the change's run directory goes."""
+    lines = ["#!/bin/sh", f"# netreach.tunnels nat_rules: confirm NAT change {token}.", "set -eu"]
+    if armed:
+        rolled_back = f"if [ -e {armed['marker']} ]; then echo rolled-back; exit 4; fi"
+        lines += [rolled_back,
+                  f"systemctl is-active --quiet {armed['timer']} || {{ echo not-armed; exit 3; }}",
+                  f"systemctl stop {armed['timer']}",
+                  # The timer may have fired just now: let its restore finish before looking for its record.
+                  f"while systemctl is-active --quiet {armed['service']}; do sleep 0.2; done",
+                  rolled_back]
+    if persist:
+        # The module checked these directories when it planned; they are checked again, as the engine does.
+        lines += [f"for d in {' '.join(persist['dirs'])}; do [ ! -L \"$d\" ] || {{ echo \"$d is a symbolic link\"; "
+                  "exit 5; }; done",
+                  f"cp {persist['staged']} {persist['new']}",
+                  f"mv -f {persist['new']} {persist['rules']}"]
+    if unpersist:
+        lines += [f"if [ -e {unpersist['unit_file']} ]; then systemctl disable --quiet {unpersist['unit']}; fi",
+                  f"rm -f {unpersist['rules']} {unpersist['unit_file']}",
+                  f"rmdir {unpersist['directory']} 2>/dev/null || true",
+                  "systemctl daemon-reload"]
+    lines += [f"rm -f {' '.join(cleanup['files'])}",
+              f"rmdir {' '.join(cleanup['dirs'])} 2>/dev/null || true", "echo confirmed"]
+    return "\n".join(lines) + "\n"

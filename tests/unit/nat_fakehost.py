@@ -1,0 +1,143 @@
+"""The fake gateway of the nat_rules plan tests: a fake kernel answers nft, iptables, systemctl and unshare; the
+confirm script the plan stages runs for real in a shell, its paths moved into the fake root (tests/unit/fakehost.py
+stands the temporary directory for '/')."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+
+from ansible_collections.netreach.tunnels.plugins.module_utils._engine import Plan
+from ansible_collections.netreach.tunnels.plugins.module_utils._nat import parse_nat
+from ansible_collections.netreach.tunnels.plugins.module_utils._nat_apply import plan_nat
+from fakehost import FakeModule, snapshot
+
+NFT = "/usr/sbin/nft"
+DECLARED = dict(masquerade=[{"out_interface": "eth0", "source": "10.10.0.0/24"}], snat=[],
+                port_forwards=[{"proto": "tcp", "port": 8080, "to": "10.10.0.5:80", "in_interface": "eth0"}],
+                forward_policy="drop", ip_forward=True)
+
+
+class Kernel:
+    """What the fake host's kernel and systemd hold: our table (nft input text) and the enabled units."""
+
+    def __init__(self, root: str, proc: dict | None = None) -> None:
+        self.root = root
+        self.table: str | None = None
+        self.enabled: set[str] = set()
+        self.foreign: list[dict] = []  # other tables' items of `nft -j list ruleset`
+        self.units: dict[str, str] = {}  # LoadState of units that exist
+        self.chains: dict[str, list[str]] = {}  # NETREACH-NAT's rules by family, where it exists
+        self.jumps: set[str] = set()  # families whose DOCKER-USER jumps to NETREACH-NAT
+        for name, value in (proc or {"net/ipv4/ip_forward": "1", "net/ipv6/conf/all/forwarding": "1"}).items():
+            path = os.path.join(root, "proc/sys", name)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "w", encoding="utf-8") as stream:
+                stream.write(value + "\n")
+        os.makedirs(os.path.join(root, "run/systemd/system"), exist_ok=True)
+
+    @staticmethod
+    def listing(table: str | None) -> tuple[str, str]:
+        rules = [line.strip() for line in (table or "").splitlines()]
+        items = [{"metainfo": {"version": "1.0.6"}}, {"table": {"family": "inet", "name": "netreach", "handle": 7}}]
+        items += [{"rule": {"expr": rule, "handle": i}} for i, rule in enumerate(rules)]
+        return json.dumps({"nftables": items}), table or ""
+
+    @staticmethod
+    def table_of(replace: str) -> str | None:
+        return replace.split("delete table inet netreach\n", 1)[1] or None
+
+    def real(self, path: str) -> str:
+        return os.path.join(self.root, path.lstrip("/"))
+
+    def run(self, args: list[str], data: str | None) -> tuple[int, str, str]:
+        if args[:4] == [NFT, "-j", "list", "ruleset"]:
+            ours = json.loads(self.listing(self.table)[0])["nftables"][1:] if self.table else []
+            ours += [{"chain": {"family": family, "table": "filter", "name": "NETREACH-NAT"}} for family in self.chains]
+            return 0, json.dumps({"nftables": [{"metainfo": {}}] + self.foreign + ours}), ""
+        family = "ip6" if args[0].split("/")[-1].startswith("ip6") else "ip"
+        if args[0].endswith("tables-restore"):
+            self.chains[family] = [line[len("-A NETREACH-NAT "):] for line in data.splitlines() if line.startswith("-A ")]
+            return 0, "", ""
+        if args[0].endswith("tables") and args[1] == "-S":
+            if family not in self.chains:
+                return 1, "", "iptables: No chain/target/match by that name."
+            return 0, "-N NETREACH-NAT\n" + "".join(f"-A NETREACH-NAT {rule}\n" for rule in self.chains[family]), ""
+        if args[0].endswith("tables") and args[1] == "-C":
+            return (0 if family in self.jumps else 1), "", ""
+        if args[:2] == ["/bin/sh", "-c"]:
+            family = "ip6" if "ip6tables" in args[2] else "ip"
+            if " -I DOCKER-USER" in args[2]:
+                self.jumps.add(family)
+            elif " -X NETREACH-NAT" in args[2]:
+                self.jumps.discard(family)
+                self.chains.pop(family, None)
+            return 0, "", ""
+        if args[:3] == ["systemctl", "show", "--property=LoadState"]:
+            return 0, self.units.get(args[-1], "not-found") + "\n", ""
+        if args[:2] == [NFT, "-j"] or args[:2] == [NFT, "list"]:
+            if self.table is None:
+                return 1, "", "Error: No such file or directory; did you mean table 'netreach'?"
+            listing, text = self.listing(self.table)
+            return 0, listing if args[1] == "-j" else text, ""
+        if args[0].endswith("unshare"):
+            listing, text = self.listing(self.table_of(data))
+            return 0, f"{listing}\n@@\n{text}", ""
+        if args[:2] == [NFT, "-f"]:
+            with open(self.real(args[2]), encoding="utf-8") as stream:
+                self.table = self.table_of(stream.read())
+            return 0, "", ""
+        if args[:2] in (["systemctl", "enable"], ["systemctl", "reenable"], ["systemctl", "disable"]):
+            (self.enabled.discard if args[1] == "disable" else self.enabled.add)(args[2])
+        if args[:2] == ["systemctl", "is-enabled"]:
+            return (0 if args[-1] in self.enabled else 1), "", ""
+        if args[0] == "/bin/sh":
+            return self.confirm(args[1])
+        return 0, "", ""
+
+    def confirm(self, script: str) -> tuple[int, str, str]:
+        """Run the staged confirm script with its paths in the fake root; systemctl is a shell function here."""
+        with open(self.real(script), encoding="utf-8") as stream:
+            text = re.sub(r'(?<=[\s"])/(etc|run)/', f"{self.root}/\\1/", stream.read())
+        stub = ('systemctl() { case "$1" in is-active) case "$3" in *.timer) return 0;; esac; return 1;; '
+                'disable) echo "disable $3" >> "$SYSTEMCTL_LOG";; esac; return 0; }\n')
+        log = os.path.join(self.root, "systemctl.log")
+        done = subprocess.run(["/bin/sh", "-c", stub + text.split("\n", 1)[1]], capture_output=True, text=True,
+                              env=dict(os.environ, SYSTEMCTL_LOG=log), check=False)
+        if os.path.exists(log):
+            with open(log, encoding="utf-8") as stream:
+                for line in stream:
+                    self.enabled.discard(line.split()[1])
+            os.unlink(log)
+        return done.returncode, done.stdout, done.stderr
+
+
+class NatModule(FakeModule):
+    def __init__(self, kernel: Kernel, **kwargs) -> None:
+        super().__init__(kernel.root, **kwargs)
+        self.kernel = kernel
+
+    def run_command(self, args, data=None, **_kwargs):
+        args = [str(arg) for arg in args]
+        self.commands.append(args)
+        return self.kernel.run(args, data)
+
+
+def run(kernel: Kernel, check: bool = False, state: str = "present", persist: bool = True, timeout: int = 30,
+        **changes) -> tuple[dict, NatModule]:
+    module = NatModule(kernel, check_mode=check)
+    rules = parse_nat({**DECLARED, **changes}) if state == "present" else None
+    plan = Plan(module)
+    return plan.commit(**plan_nat(plan, rules, persist, timeout)), module
+
+
+def confirm(kernel: Kernel, result: dict) -> None:
+    rc, out, err = kernel.confirm(result["pending_confirm"]["command"].split()[1])
+    assert (rc, out.strip()) == (0, "confirmed"), err
+
+
+def files(root) -> dict:
+    """Our files and our staged files, by path relative to the fake root."""
+    return {os.path.relpath(path, str(root)): entry for path, entry in snapshot(str(root)).items()
+            if "/netreach" in path or "sysctl.d" in path or "systemd/system/netreach" in path}
