@@ -18,7 +18,7 @@ export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 export PYTHONPATH := $(COLLECTIONS)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: help setup host venv tool-venvs images collection unit argspecs lint sanity changelog-lint docs-test importer matrix \
+.PHONY: help setup host venv tool-venvs images collection unit argspecs lint sanity changelog-lint docs-test importer ee matrix \
 	controller-2.16 molecule scenario test docs changelog demo demo-down lab-down bench clean
 
 help:
@@ -39,7 +39,7 @@ venv: host
 
 # The tool sets that cannot share .venv: the docs site, Galaxy's importer, ansible-core 2.16/2.17/2.18.
 tool-venvs: host
-	@for name in docs importer core-2.16 core-2.17 core-2.18; do bash lab/scripts/tool-venv.sh $$name >/dev/null || exit 1; done
+	@for name in docs importer ee core-2.16 core-2.17 core-2.18; do bash lab/scripts/tool-venv.sh $$name >/dev/null || exit 1; done
 
 images: host
 	@for suite in $(LAB_SUITES); do bash lab/images/build.sh $$suite || exit 1; done
@@ -68,6 +68,10 @@ docs-test: host
 
 importer: venv
 	@bash lab/scripts/test.sh importer
+
+# The execution environment's build context (ansible-builder create), as the `ee` stage checks it.
+ee: venv
+	@bash lab/scripts/test.sh ee
 
 matrix: collection tool-venvs
 	@bash lab/scripts/test.sh matrix

@@ -82,6 +82,29 @@ stage_importer() {
     (( rc == 0 && complaints == 0 )) && grep -q '^Importer processing completed successfully' "${out}/importer.log"
 }
 
+stage_ee() {
+    # The execution environment for AWX/AAP: `ansible-builder create` writes the build context (the image
+    # itself needs a registry for its base). The context must carry the collection as published, its Python
+    # and system dependencies and the step that installs the collection.
+    local venv context=build/ee-context
+    venv=$(bash lab/scripts/tool-venv.sh ee) || return 1
+    rm -rf "${context}" ee/netreach-tunnels.tar.gz
+    ansible-galaxy collection build --force --output-path build/ee-dist . >/dev/null || return 1
+    cp build/ee-dist/netreach-tunnels-*.tar.gz ee/netreach-tunnels.tar.gz
+    "${venv}/bin/ansible-builder" create -f execution-environment.yml --context "${context}" --output-filename Containerfile
+    local rc=$?
+    rm -f ee/netreach-tunnels.tar.gz
+    (( rc == 0 )) || return 1
+    local missing=0 expectation
+    for expectation in "Containerfile:ansible-galaxy collection install" "Containerfile:EE_BASE_IMAGE=\"localhost/netreach-ee-base:latest\"" \
+        "_build/requirements.txt:paramiko" "_build/bindep.txt:openssh-client" "_build/requirements.yml:ee/netreach-tunnels.tar.gz"; do
+        grep -rqF -- "${expectation#*:}" "${context}/${expectation%%:*}" \
+            || { echo "ee: ${context}/${expectation%%:*} lacks '${expectation#*:}'"; missing=1; }
+    done
+    [[ -f ${context}/_build/ee/netreach-tunnels.tar.gz ]] || { echo "ee: the collection tarball is not in the context"; missing=1; }
+    (( missing == 0 )) && echo "ee: build context in ${context} ($(find "${context}" -type f | wc -l) files)"
+}
+
 matrix_versions=(2.16 2.17 2.18)
 
 stage_matrix() {
@@ -136,7 +159,7 @@ stage_molecule() {
 }
 
 stages=("$@")
-(( ${#stages[@]} )) || stages=(unit argspecs lint sanity changelog docs importer matrix controller-2.16 molecule)
+(( ${#stages[@]} )) || stages=(unit argspecs lint sanity changelog docs importer ee matrix controller-2.16 molecule)
 passed=0 failed=0 failed_names=()
 for stage in "${stages[@]}"; do
     echo "=== ${stage}"
