@@ -2,12 +2,11 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 #
 # Private module_utils of netreach.tunnels: the small programs the tunnel units run on the target. Not a
-# public API. The module installs them under /usr/local/lib/netreach/.
+# public API. ssh_tunnel installs them under /usr/local/lib/netreach/ (the reaper of tunnel servers is a
+# Python file of its own: _tunnel_reaper.py).
 """Helper programs installed on tunnel clients: the proxy hop and the restart backoff."""
 
 from __future__ import annotations
-
-HELPER_DIR = "/usr/local/lib/netreach"
 
 # ProxyCommand for the first hop: HTTP CONNECT (Basic auth) or SOCKS5 (username/password auth). The password
 # is read from a 0600 file so it never appears in a command line, a unit or the process list.
@@ -137,117 +136,4 @@ stop)
 esac
 '''
 
-# Runs on tunnel servers (netreach-tunnel-reaper.service). A client that lost its NAT state reconnects while its
-# old session still holds the remote forward's port; sshd then refuses the new session's forward ("cannot listen
-# to port") and keeps the stale one until keepalives give up, which traffic to the port can postpone. The reaper
-# follows sshd's log; when a tunnel account's forward is refused, it ends every session of the key(s) whose
-# authorized_keys entry permits that port: the stale session frees the port and the client's next attempt (its
-# unit retries within seconds) gets it. It reads only the journal, /proc/PID/cmdline and the accounts'
-# authorized_keys, so it needs no access to other processes' file descriptors.
-TUNNEL_REAPER = r'''#!/usr/bin/python3
-"""netreach tunnel reaper: hand a remote forward's port from a stale tunnel session to the reconnecting one."""
-import base64
-import hashlib
-import json
-import os
-import pwd
-import re
-import signal
-import subprocess
-import sys
-import time
-
-ACCOUNTS = set(sys.argv[1:])
-REFUSED = re.compile(r"cannot listen to port: (\d+)")
-ACCEPTED = re.compile(r"^Accepted publickey for (\S+) from .* (SHA256:[A-Za-z0-9+/]+)")
-LISTEN = re.compile(r'permitlisten="(?:[^"]*:)?(\d+)"')
-
-
-def user_name(uid):
-    try:
-        return pwd.getpwuid(int(uid)).pw_name
-    except (TypeError, ValueError, KeyError):
-        return None
-
-
-def fingerprint(blob):
-    digest = hashlib.sha256(base64.b64decode(blob)).digest()
-    return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
-
-
-def keys_for_port(port):
-    # Fingerprints of the tunnel keys whose entries permit listening on PORT.
-    found = set()
-    for account in ACCOUNTS:
-        try:
-            path = os.path.join(pwd.getpwnam(account).pw_dir, ".ssh", "authorized_keys")
-            with open(path) as handle:
-                lines = handle.read().splitlines()
-        except (KeyError, OSError):
-            continue
-        for line in lines:
-            words = line.split()
-            if len(words) >= 3 and port in LISTEN.findall(words[0]):
-                try:
-                    found.add(fingerprint(words[2]))
-                except ValueError:
-                    continue
-    return found
-
-
-def is_session(pid, account):
-    # The privileged monitor of a session: "sshd: ACCOUNT [priv]" (OpenSSH 9) or "sshd-session: ACCOUNT [priv]".
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as handle:
-            title = handle.read().decode(errors="replace").rstrip("\0 ")
-        owner = os.stat(f"/proc/{pid}").st_uid
-    except OSError:
-        return False
-    return owner == 0 and re.fullmatch(r"sshd(-session)?: " + re.escape(account) + r" \[priv\]", title) is not None
-
-
-def main():
-    started = time.time() * 1e6
-    # The whole boot's log, to learn the sessions that are already up; act only on refusals from now on.
-    journal = subprocess.Popen(["journalctl", "--boot", "--follow", "--no-tail", "--output=json",
-                                "_COMM=sshd", "+", "_COMM=sshd-session"], stdout=subprocess.PIPE, text=True)
-    print(f"watching sshd for refused remote forwards of {' '.join(sorted(ACCOUNTS))}", flush=True)
-    sessions = {}
-    for line in journal.stdout:
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        message, pid = record.get("MESSAGE"), record.get("_PID", "")
-        if not isinstance(message, str):
-            continue
-        accepted = ACCEPTED.match(message)
-        if accepted and accepted.group(1) in ACCOUNTS and record.get("_UID") == "0":
-            if len(sessions) > 4096:
-                sessions = {key: value for key, value in sessions.items() if os.path.exists(f"/proc/{key}")}
-            sessions[pid] = (accepted.group(1), accepted.group(2))
-            continue
-        match = REFUSED.search(message)
-        if not match or int(record.get("__REALTIME_TIMESTAMP", 0)) < started:
-            continue
-        if user_name(record.get("_UID")) not in ACCOUNTS:
-            continue
-        port = match.group(1)
-        keys = keys_for_port(port)
-        for session, (account, key) in sorted(sessions.items()):
-            if key in keys and is_session(session, account):
-                try:
-                    os.kill(int(session), signal.SIGTERM)
-                except OSError:
-                    continue  # it ended by itself in the meantime
-                print(f"port {port}: ended session {session} of {account} ({key}) so the reconnecting one gets the port",
-                      flush=True)
-    return journal.wait()
-
-
-if __name__ == "__main__":
-    sys.exit(main())
-'''
-
 HELPERS = {"proxy-connect": PROXY_CONNECT, "tunnel-backoff": TUNNEL_BACKOFF}
-SERVER_HELPERS = {"tunnel-reaper": TUNNEL_REAPER}
