@@ -10,8 +10,8 @@ from ansible_collections.netreach.tunnels.plugins.module_utils._nat import parse
 from ansible_collections.netreach.tunnels.plugins.module_utils._proxy import TARGETS, parse_proxy_settings
 from ansible_collections.netreach.tunnels.plugins.module_utils._session import parse_session
 from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel import parse_tunnel
-from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_server import client_entries
-from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_server_apply import parse_entries
+from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_fleet import client_entries
+from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_server import parse_entries
 
 TUNNEL = dict(
     name="news", server="newshost.example.org", port=22, user="tunnel", run_as="netreach-tunnel",
