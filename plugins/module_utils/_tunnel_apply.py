@@ -69,6 +69,7 @@ def plan_key(plan: Plan, identity: Identity) -> None:
                                        "provide (readable by run_as)")
         return
     directory = tunnel_target(identity.name)
+    _refuse_link(plan, directory)
     plan.directory(directory, 0o750, "root", identity.run_as)
     private, public = directory.child(KEY_NAME), directory.child(f"{KEY_NAME}.pub")
     current = plan.read(private)
@@ -149,8 +150,8 @@ def plan_tunnel(plan: Plan, tunnel: Tunnel, state: str, enabled: bool) -> None:
 
 def plan_removal(plan: Plan, name: str, remove_key: bool) -> None:
     """Tunnel NAME gone: its unit (stopped, disabled, removed) and its directory (but its key unless REMOVE_KEY)."""
-    unit = unit_target(unit_name(name))
     directory = tunnel_target(name)
+    unit = unit_target(unit_name(name))
     _refuse_link(plan, unit)
     _refuse_link(plan, directory)
     if plan.kind(unit) is not None:

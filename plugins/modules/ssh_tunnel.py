@@ -96,7 +96,7 @@ extends_documentation_fragment:
 notes:
   - The proxy password, if any, lives only in C(/etc/netreach/tunnels/NAME/proxy_auth) (0600, owned by O(run_as)),
     read by the proxy helper.
-  - An O(identity_file) outside C(/etc/netreach/tunnels/NAME/) is yours: the module only reads it (and its C(.pub))
+  - An O(identity_file) outside C(/etc/netreach/tunnels/NAME/) is yours; the module only reads it (and its C(.pub))
     and never creates, chowns or removes it; it must exist and be readable by O(run_as).
   - O(state=absent) validates O(name) exactly as every other state; it removes only the unit
     C(netreach-tunnel@NAME.service) and the files in C(/etc/netreach/tunnels/NAME/), never following a symbolic link.

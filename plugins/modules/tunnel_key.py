@@ -29,7 +29,7 @@ options:
 extends_documentation_fragment:
   - netreach.tunnels.attributes
 notes:
-  - An O(identity_file) outside C(/etc/netreach/tunnels/NAME/) is yours: the module only reads its C(.pub) and
+  - An O(identity_file) outside C(/etc/netreach/tunnels/NAME/) is yours; the module only reads its C(.pub) and
     never creates, chowns or removes it.
 """
 
