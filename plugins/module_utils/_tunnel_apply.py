@@ -70,6 +70,9 @@ def plan_key(plan: Plan, identity: Identity) -> None:
         return
     directory = tunnel_target(identity.name)
     _refuse_link(plan, directory)
+    # Every level named: the engine makes a missing parent 0700, and run_as must pass through them.
+    for level in range(1, len(CONFIG_PARTS) + 1):
+        plan.directory(target(CONFIG_ROOT, *CONFIG_PARTS[:level], field="name"), 0o755)
     plan.directory(directory, 0o750, "root", identity.run_as)
     private, public = directory.child(KEY_NAME), directory.child(f"{KEY_NAME}.pub")
     current = plan.read(private)

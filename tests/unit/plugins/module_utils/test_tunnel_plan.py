@@ -93,6 +93,10 @@ def test_a_tunnel_goes_through_the_four_steps(tmp_path):
     assert os.stat(os.path.join(directory, "id_ed25519")).st_mode & 0o777 == 0o600
     assert os.path.isfile(real(tmp_path, "/etc/systemd/system/netreach-tunnel@news.service"))
     assert os.path.isfile(real(tmp_path, "/usr/local/lib/netreach/proxy-connect"))
+    # run_as passes through every level to its 0750 directory.
+    for level in ("/etc/netreach", "/etc/netreach/tunnels", "/usr/local/lib/netreach"):
+        assert os.stat(real(tmp_path, level)).st_mode & 0o777 == 0o755, level
+    assert os.stat(directory).st_mode & 0o777 == 0o750
 
 
 def test_the_diff_masks_the_proxy_password_and_never_shows_keys(tmp_path):
