@@ -63,9 +63,9 @@ def client_entries(client: str, declarations: list, defaults: dict, public_keys:
             dynamic = any(fwd.kind == "dynamic" for fwd in tunnel.forwards)
             if dynamic and not allow_dynamic:
                 raise DeclarationError(f"{field_name}.dynamic_forwards",
-                                  f"tunnel {tunnel.name} of {client} has a dynamic (-D) forward, which lets its key "
-                                  "open any destination on the server; set server_allow_dynamic: true on the "
-                                  "tunnel to allow that")
+                                       f"tunnel {tunnel.name} of {client} has a dynamic (-D) forward, which lets its "
+                                       "key open any destination on the server; set server_allow_dynamic: true on "
+                                       "the tunnel to allow that")
             opens = tuple(sorted({fwd.target for fwd in tunnel.forwards if fwd.kind == "local"}))
             # ssh asks for "localhost" when a remote forward names no bind address; OpenSSH reads a bare port in
             # permitlisten as any address, which GatewayPorts would then let the key bind on every interface.
@@ -93,7 +93,6 @@ def known_hosts_lines(host: str, port: int, facts: dict) -> list[str]:
         if KNOWN_HOSTS_RE.fullmatch(line):
             lines.append(line)
     return lines
-
 
 
 def client_declaration(tunnels: list, name: str, defaults: dict | None = None, pinned: dict | None = None) -> dict:

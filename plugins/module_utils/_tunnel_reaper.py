@@ -132,12 +132,18 @@ class Reaper:
                 if key in keys]
 
 
+def say(line: str) -> None:
+    """One line to the unit's journal (stdout), at once."""
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
 def main(argv: list[str]) -> int:
     accounts = set(argv)
     reaper = Reaper(accounts, time.time() * 1e6)
     # The whole boot's log, to learn the sessions that are already up; act only on refusals from now on.
     journal = subprocess.Popen(JOURNAL, stdout=subprocess.PIPE, text=True)
-    print(f"watching sshd for refused remote forwards of {' '.join(sorted(accounts))}", flush=True)
+    say(f"watching sshd for refused remote forwards of {' '.join(sorted(accounts))}")
     for line in journal.stdout:
         for session, account, key, port in reaper.feed(line):
             if not is_session(session, account):
@@ -146,10 +152,9 @@ def main(argv: list[str]) -> int:
                 os.kill(int(session), signal.SIGTERM)
             except OSError:
                 continue  # it ended by itself in the meantime
-            print(f"port {port}: ended session {session} of {account} ({key}) so the reconnecting one gets the port",
-                  flush=True)
+            say(f"port {port}: ended session {session} of {account} ({key}) so the reconnecting one gets the port")
     return journal.wait()
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    raise SystemExit(main(sys.argv[1:]))

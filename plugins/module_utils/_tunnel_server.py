@@ -108,8 +108,8 @@ def check_listen_conflicts(entries: list[Entry]) -> None:
             other = seen.get(port)
             if other is not None and (other.client, other.tunnel) != (entry.client, entry.tunnel):
                 raise DeclarationError(f"{entry.client}: remote_forwards",
-                                  f"tunnel {entry.tunnel} listens on port {port} ({listen}), which tunnel "
-                                  f"{other.tunnel} of {other.client} already declares on this server")
+                                       f"tunnel {entry.tunnel} listens on port {port} ({listen}), which tunnel "
+                                       f"{other.tunnel} of {other.client} already declares on this server")
             seen[port] = entry
 
 

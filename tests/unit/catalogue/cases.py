@@ -208,7 +208,6 @@ for bad in ["0:localhost:119", "12345:a b:119", "12345:localhost:119\nProxyComma
     session_case("local_forwards[0]", local_forwards=[bad])
 
 
-
 # tunnels: hostile names and paths in every state (absent validates exactly as present: issue 13)
 HOSTILE_NAMES = ["../../../root/.ssh", ".", "..", "../tunnels", " ../x", "a/b", "/etc/passwd", "../../../srv/x"]
 TUNNEL_STATES = ["started", "stopped", "restarted", "present", "absent"]

@@ -23,7 +23,7 @@ def line(message: str, pid: int = 100, uid: str = "0", at: int = NOW + 1) -> str
 
 def make() -> reaper.Reaper:
     return reaper.Reaper({"tunnel"}, NOW, keys_for=lambda port: reaper.keys_permitting(port, AUTHORIZED),
-                         uid_name=lambda uid: {"0": "root", "999": "tunnel", "1000": "alice"}.get(uid))
+                         uid_name={"0": "root", "999": "tunnel", "1000": "alice"}.get)
 
 
 def test_a_refused_forward_ends_the_stale_session_of_the_key_that_may_listen_there():
@@ -76,4 +76,4 @@ def test_a_session_is_the_root_owned_monitor_of_the_account(tmp_path):
 
 def test_the_installed_program_is_this_file():
     text = reaper.source()
-    assert "class Reaper" in text and text.rstrip().endswith("sys.exit(main(sys.argv[1:]))")
+    assert "class Reaper" in text and text.rstrip().endswith("raise SystemExit(main(sys.argv[1:]))")
