@@ -92,6 +92,35 @@ def ssh_command(tunnel: Tunnel) -> list[str]:
     return ["/usr/bin/ssh"] + base
 
 
+# What a tunnel unit may do: nothing but run ssh as run_as and reach the network.
+HARDENING = (
+    "NoNewPrivileges=yes",
+    "ProtectSystem=strict",
+    "ProtectHome=yes",
+    "PrivateTmp=yes",
+    "PrivateDevices=yes",
+    "ProtectKernelTunables=yes",
+    "ProtectKernelModules=yes",
+    "ProtectKernelLogs=yes",
+    "ProtectControlGroups=yes",
+    "ProtectClock=yes",
+    "ProtectHostname=yes",
+    "ProtectProc=invisible",
+    "ProcSubset=pid",
+    "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6",
+    "RestrictNamespaces=yes",
+    "RestrictRealtime=yes",
+    "RestrictSUIDSGID=yes",
+    "LockPersonality=yes",
+    "MemoryDenyWriteExecute=yes",
+    "RemoveIPC=yes",
+    "UMask=0077",
+    "SystemCallArchitectures=native",
+    "SystemCallFilter=@system-service",
+    "SystemCallFilter=~@privileged @resources",
+)
+
+
 def render_unit(tunnel: Tunnel) -> str:
     """The systemd unit of one tunnel: never gives up, backs off, and runs with as little as it needs."""
     # systemd >= 254 has RestartSteps/RestartMaxDelaySec, but its restart counter only resets on a manual start:
@@ -126,30 +155,7 @@ def render_unit(tunnel: Tunnel) -> str:
         "Restart=always",
         *restart,
         "TimeoutStartSec=infinity",
-        "NoNewPrivileges=yes",
-        "ProtectSystem=strict",
-        "ProtectHome=yes",
-        "PrivateTmp=yes",
-        "PrivateDevices=yes",
-        "ProtectKernelTunables=yes",
-        "ProtectKernelModules=yes",
-        "ProtectKernelLogs=yes",
-        "ProtectControlGroups=yes",
-        "ProtectClock=yes",
-        "ProtectHostname=yes",
-        "ProtectProc=invisible",
-        "ProcSubset=pid",
-        "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6",
-        "RestrictNamespaces=yes",
-        "RestrictRealtime=yes",
-        "RestrictSUIDSGID=yes",
-        "LockPersonality=yes",
-        "MemoryDenyWriteExecute=yes",
-        "RemoveIPC=yes",
-        "UMask=0077",
-        "SystemCallArchitectures=native",
-        "SystemCallFilter=@system-service",
-        "SystemCallFilter=~@privileged @resources",
+        *HARDENING,
         f"CapabilityBoundingSet={capabilities}",
         f"AmbientCapabilities={capabilities}",
         "",
