@@ -2,8 +2,8 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 #
 # Private module_utils of netreach.tunnels: the tunnel reaper, a program of its own. Not a public API.
-# tunnel_server installs this very file as /usr/local/lib/netreach/tunnel-reaper (it reads its own source,
-# see source()) and runs it as netreach-tunnel-reaper.service: `python3 tunnel-reaper ACCOUNT...`.
+# tunnel_server installs this very file as /usr/local/lib/netreach/tunnel-reaper (_tunnel_helpers.program_text)
+# and runs it as netreach-tunnel-reaper.service: `python3 tunnel-reaper ACCOUNT...`.
 """netreach tunnel reaper: hand a remote forward's port from a stale tunnel session to the reconnecting one.
 
 A client that lost its NAT state reconnects while its old session still holds the remote forward's port; sshd
@@ -32,16 +32,6 @@ ACCEPTED = re.compile(r"^Accepted publickey for (\S+) from .* (SHA256:[A-Za-z0-9
 LISTEN = re.compile(r'permitlisten="(?:[^"]*:)?(\d+)"')
 JOURNAL = ["journalctl", "--boot", "--follow", "--no-tail", "--output=json", "_COMM=sshd", "+", "_COMM=sshd-session"]
 MAX_SESSIONS = 4096
-
-
-def source() -> str:
-    """This program's text, as tunnel_server installs it on the host. Through the loader: in a module run this
-    file lies inside AnsiballZ's zip, where open() cannot reach it."""
-    loader = globals().get("__loader__")
-    if loader is not None and hasattr(loader, "get_data"):
-        return loader.get_data(__file__).decode("utf-8")
-    with open(__file__, encoding="utf-8") as stream:  # pragma: no cover - every importer has a loader
-        return stream.read()
 
 
 def user_name(uid) -> str | None:

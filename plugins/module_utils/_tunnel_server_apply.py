@@ -18,6 +18,7 @@ from ansible_collections.netreach.tunnels.plugins.module_utils import _tunnel_re
 from ansible_collections.netreach.tunnels.plugins.module_utils._declaration import USER_RE
 from ansible_collections.netreach.tunnels.plugins.module_utils._engine import Plan, target, user_exists
 from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_apply import helper_target, unit_target
+from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_helpers import program_text
 from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_server import (
     DROPIN_DIR,
     REAPER_UNIT,
@@ -75,7 +76,7 @@ def plan_reaper(plan: Plan, accounts: tuple[str, ...], enabled: bool) -> None:
             plan.daemon_reload()
         return
     plan.directory(helper_target("x").parent, 0o755)
-    changed = plan.file(helper_target("tunnel-reaper"), _tunnel_reaper.source(), 0o755, show=False)
+    changed = plan.file(helper_target("tunnel-reaper"), program_text(_tunnel_reaper), 0o755, show=False)
     changed |= plan.file(unit, render_reaper_unit(list(accounts)), 0o644)
     plan.daemon_reload()
     active, is_enabled = plan.unit_state(REAPER_UNIT)

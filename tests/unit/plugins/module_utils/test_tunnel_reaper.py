@@ -6,6 +6,7 @@ import base64
 import json
 
 from ansible_collections.netreach.tunnels.plugins.module_utils import _tunnel_reaper as reaper
+from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_helpers import program_text
 
 BLOB = base64.b64encode(b"\x00\x00\x00\x0bssh-ed25519" + b"k" * 32).decode()
 FINGERPRINT = reaper.fingerprint(BLOB)
@@ -75,5 +76,5 @@ def test_a_session_is_the_root_owned_monitor_of_the_account(tmp_path):
 
 
 def test_the_installed_program_is_this_file():
-    text = reaper.source()
+    text = program_text(reaper)
     assert "class Reaper" in text and text.rstrip().endswith("raise SystemExit(main(sys.argv[1:]))")
