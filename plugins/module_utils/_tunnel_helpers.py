@@ -39,6 +39,7 @@ stop)
 esac
 '''
 
+
 def program_text(program) -> str:
     """The text of a program that is a module of ours (_tunnel_proxy_hop, _tunnel_reaper), as it is installed on
     the host. Through its loader: in a module run the file lies inside AnsiballZ's zip, where open() cannot reach it."""

@@ -19,7 +19,7 @@ def read_auth(path):
     if not path:
         return None, None
     with open(path, encoding="utf-8") as handle:
-        user, _, password = handle.read().rstrip("\n").partition(":")
+        user, _sep, password = handle.read().rstrip("\n").partition(":")
     return user, password
 
 
@@ -66,7 +66,7 @@ def relay(sock):
     selector.register(sys.stdin.fileno(), selectors.EVENT_READ)
     selector.register(sock, selectors.EVENT_READ)
     while True:
-        for key, _ in selector.select():
+        for key, _events in selector.select():
             if key.fileobj is sock:
                 data = sock.recv(65536)
                 if not data:
@@ -89,7 +89,7 @@ def main():
     parser.add_argument("host")
     parser.add_argument("port", type=int)
     args = parser.parse_args()
-    proxy_host, _, proxy_port = args.proxy.rpartition(":")
+    proxy_host, _sep, proxy_port = args.proxy.rpartition(":")
     user, password = read_auth(args.auth_file)
     sock = socket.create_connection((proxy_host.strip("[]"), int(proxy_port)), timeout=15)
     (http_connect if args.type == "http" else socks5_connect)(sock, args.host, args.port, user, password)
