@@ -6,12 +6,16 @@ from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel import TunnelError, parse_hop
+from ansible_collections.netreach.tunnels.plugins.module_utils._declaration import DeclarationError
+from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel import parse_hop
+from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_fleet import (
+    client_declaration,
+    client_entries,
+    known_hosts_lines,
+)
 from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_server import (
     SERVER_ONLY_KEYS,
     check_listen_conflicts,
-    client_entries,
-    known_hosts_lines,
 )
 
 
@@ -27,11 +31,11 @@ def tunnel_server_entries(hostvars, server: str, clients: list, skip_missing_key
             entries += client_entries(client, variables.get("tunnel_client_tunnels") or [],
                                       variables.get("tunnel_client_defaults") or {}, dict(keys), server,
                                       skip_missing_keys)
-        except TunnelError as exc:
+        except DeclarationError as exc:
             raise AnsibleFilterError(str(exc)) from None
     try:
         check_listen_conflicts(entries)
-    except TunnelError as exc:
+    except DeclarationError as exc:
         raise AnsibleFilterError(f"{server}: {exc}") from None
     return {"entries": [entry.as_dict() for entry in entries], "managed_clients": managed}
 
@@ -43,7 +47,7 @@ def _hops(tunnel: dict, defaults: dict) -> list:
         hops = [parse_hop(hop, f"{merged.get('name')}.jump_hosts[{index}]")
                 for index, hop in enumerate(merged.get("jump_hosts") or [])]
         port = int(merged.get("port", 22))
-    except (TunnelError, ValueError) as exc:
+    except (DeclarationError, ValueError) as exc:
         raise AnsibleFilterError(str(exc)) from None
     return [(hop.host, hop.port) for hop in hops] + [(merged.get("server"), port)]
 
@@ -54,8 +58,11 @@ def tunnel_inventory_hops(tunnels: list, inventory: list, defaults: dict | None 
     return sorted({host for tunnel in tunnels or [] for host, dummy in _hops(tunnel, defaults) if host in names})
 
 
-def tunnel_known_hosts(tunnel: dict, hostvars, inventory: list, defaults: dict | None = None) -> list:
-    """known_hosts lines pinning every inventory host the tunnel logs in to, from that host's own facts."""
+def tunnel_known_hosts(tunnel, hostvars, inventory: list, defaults: dict | None = None):
+    """known_hosts lines pinning every inventory host the tunnel logs in to, from that host's own facts; for a
+    list of tunnels, a dict of those lines by tunnel name."""
+    if isinstance(tunnel, list):
+        return {item.get("name"): tunnel_known_hosts(item, hostvars, inventory, defaults) for item in tunnel}
     lines = []
     names = set(inventory)
     for host, port in _hops(tunnel, defaults):
@@ -74,6 +81,22 @@ def tunnel_client_params(tunnel: dict) -> dict:
     return {key: value for key, value in tunnel.items() if key not in SERVER_ONLY_KEYS}
 
 
+def tunnel_client_declaration(tunnels: list, name: str, defaults: dict | None = None,
+                              pinned: dict | None = None) -> dict:
+    """The ssh_tunnel parameters of tunnel NAME: found by name, over DEFAULTS, server-only keys dropped, the
+    known_hosts of the defaults, of the tunnel and PINNED[NAME] merged."""
+    try:
+        return client_declaration(tunnels, name, defaults, pinned)
+    except DeclarationError as exc:
+        raise AnsibleFilterError(str(exc)) from None
+
+
+def tunnel_public_keys(results: dict) -> dict:
+    """Tunnel name -> public key, from the registered results of a loop over tunnel names (tunnel_key or
+    ssh_tunnel): what the client publishes for the tunnel servers."""
+    return {result["item"]: result.get("public_key", "") for result in (results or {}).get("results", [])}
+
+
 class FilterModule:
     def filters(self):
         return {
@@ -81,4 +104,6 @@ class FilterModule:
             "tunnel_inventory_hops": tunnel_inventory_hops,
             "tunnel_known_hosts": tunnel_known_hosts,
             "tunnel_client_params": tunnel_client_params,
+            "tunnel_client_declaration": tunnel_client_declaration,
+            "tunnel_public_keys": tunnel_public_keys,
         }

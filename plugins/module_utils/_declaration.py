@@ -76,7 +76,7 @@ def check_host(value, field_name: str, brackets: bool = False) -> str:
     if not isinstance(value, str) or not value:
         raise DeclarationError(field_name, f"expected a host name or address, got {value!r}")
     if ":" in value or (brackets and value.startswith("[")):
-        return str(check_address(value, field_name, brackets=True))
+        return str(check_address(value, field_name, brackets=brackets))
     if not HOSTNAME_RE.fullmatch(value):
         raise DeclarationError(field_name, f"{value!r} is not a valid host name or address")
     labels = value.rstrip(".").split(".")

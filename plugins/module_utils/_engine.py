@@ -265,9 +265,14 @@ class FileStep(Step):
     owner: str = "root"
     group: str | None = None
     validate: list[str] | None = None
+    # Run after the rename, on the live configuration (sshd -t of the whole sshd config); on failure the previous
+    # content (PREVIOUS, None: no file) is put back and the run fails.
+    check_live: list[str] | None = None
+    previous: str | None = None
 
     def run(self, plan: Plan) -> None:
         plan.write(self)
+        plan.live_check(self)
 
 
 @dataclass
@@ -291,8 +296,14 @@ class DirStep(Step):
 class RemoveStep(Step):
     tgt: Target | None = None
     directory: bool = False  # remove an (emptied) directory rather than a file
+    check_live: list[str] | None = None  # as FileStep.check_live
+    previous: str | None = None
 
     def run(self, plan: Plan) -> None:
+        self._unlink(plan)
+        plan.live_check(self)
+
+    def _unlink(self, plan: Plan) -> None:
         plan.host.refuse_link(self.tgt)
         fd = plan.host.open_dir(self.tgt.parent)
         if fd is None:
@@ -306,6 +317,18 @@ class RemoveStep(Step):
             pass
         finally:
             os.close(fd)
+
+
+@dataclass
+class RequireStep(Step):
+    """A user that must exist when the run reaches this step (made by an earlier task or step)."""
+
+    user: str = ""
+    field_name: str = "name"
+
+    def run(self, plan: Plan) -> None:
+        if not user_exists(self.user):
+            plan.fail(self.field_name, f"{self.field_name}: the user {self.user} does not exist on this host")
 
 
 @dataclass
@@ -453,18 +476,25 @@ class Plan:
         return step
 
     def file(self, tgt: Target, content: str | None, mode: int = 0o644, owner: str = "root",
-             group: str | None = None, validate: list[str] | None = None, show: bool = True) -> bool:
-        """TGT holds CONTENT with MODE/OWNER/GROUP (None: TGT is absent). Returns whether that is a change."""
-        if content is None:
-            return self.remove(tgt)
+             group: str | None = None, validate: list[str] | None = None, show: bool = True,
+             check_live: list[str] | None = None) -> bool:
+        """TGT holds CONTENT with MODE/OWNER/GROUP (None: TGT is absent). Returns whether that is a change.
+        CHECK_LIVE: a command run on the live configuration right after the change; when it fails, the previous
+        content is put back (or the new file removed) and the run fails."""
         before = self.read(tgt)
+        if content is None:
+            changed = self.remove(tgt)
+            if changed and check_live:
+                self.steps[-1].check_live, self.steps[-1].previous = list(check_live), before
+            return changed
         meta = self._meta_differs(tgt, mode, owner, group) if before is not None else True
         if before == content and not meta:
             return False
         shown_before, shown_after = (before or "", content) if show else (
             "(not shown)\n" if before is not None else "", "(not shown)\n")
         self._add(FileStep(f"write {tgt.path}", True, _titled(tgt.path, shown_before, before is not None),
-                           _titled(tgt.path, shown_after, True), tgt, content, mode, owner, group, validate))
+                           _titled(tgt.path, shown_after, True), tgt, content, mode, owner, group, validate,
+                           list(check_live) if check_live else None, before))
         return True
 
     def _meta_differs(self, tgt: Target, mode: int, owner: str, group: str | None) -> bool:
@@ -514,6 +544,12 @@ class Plan:
                                  tgt, directory=True))
             changed = True
         return changed
+
+    def require_user(self, name: str, field_name: str, label: str) -> bool:
+        """USER must exist by the time the run gets here (another task creates it; in check mode it may not
+        exist yet): reported as the change LABEL, failing naming FIELD_NAME at commit when it is still missing."""
+        self._add(RequireStep(label, True, "", f"# {label}\n", name, field_name))
+        return True
 
     def system_user(self, name: str, home: str = "/nonexistent") -> bool:
         if user_exists(name):
@@ -615,6 +651,22 @@ class Plan:
         if check and rc != 0:
             self.fail(None, f"{' '.join(args[:3])} failed: {(err or out).strip()}", rc=rc)
         return rc, out, err
+
+    def live_check(self, step: FileStep | RemoveStep) -> None:
+        """STEP's check on the live configuration; on failure the previous state comes back, then the run fails."""
+        if not step.check_live:
+            return
+        rc, out, err = self.run(step.check_live, check=False)
+        if rc == 0:
+            return
+        if step.previous is None:
+            RemoveStep(f"put back {step.tgt.path}", True, tgt=step.tgt)._unlink(self)
+        else:
+            mode, owner, group = (step.mode, step.owner, step.group) if isinstance(step, FileStep) else (0o644, "root", None)
+            self.write(FileStep(f"put back {step.tgt.path}", True, tgt=step.tgt, content=step.previous, mode=mode,
+                                owner=owner, group=group))
+        self.fail(step.tgt.field, f"{' '.join(step.check_live[:2])} rejected the configuration with {step.tgt.path}, "
+                                  f"which was put back as it was: {(err or out).strip()}", rc=rc)
 
     def require_ids(self, owner: str, group: str | None, tgt: Target) -> tuple[int, int]:
         wanted = ids(owner, group)

@@ -3,35 +3,43 @@
 #
 # Private module_utils of netreach.tunnels: the SSH tunnel model. Not a public API; it may change at any time.
 #
-# parse_tunnel() turns module parameters into a Tunnel (or raises TunnelError naming the bad field);
-# render_*() are pure functions from a Tunnel to file contents. Nothing here touches the host.
-"""The SSH tunnel model: forwards, proxy and jump hosts parsed, validated and rendered."""
+# parse_tunnel() turns module parameters into a Tunnel, parse_identity() into the Identity tunnel_key makes,
+# parse_removal() into the name state=absent removes (each raises DeclarationError naming the bad field). The
+# files a Tunnel needs are rendered (and read back) in _tunnel_render.py. Nothing here touches the host.
+"""The SSH tunnel model: name, identity, forwards, proxy and jump hosts parsed and validated."""
 
 from __future__ import annotations
 
-import ipaddress
 import re
-import shlex
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+
+from ansible_collections.netreach.tunnels.plugins.module_utils._declaration import (
+    USER_RE,
+    DeclarationError,
+    Proxy,
+    bracket,
+    check_host,
+    check_port,
+    check_user,
+    parse_proxy,
+)
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
-# Host names and addresses that may stand in an ssh_config line or a forward spec: no blanks, quotes,
-# separators or ssh_config tokens (%), so nothing can add an option or split a line.
-HOST_RE = re.compile(r"^[A-Za-z0-9_]([A-Za-z0-9._-]{0,252})$")
-USER_RE = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}$")
+# Where a tunnel's files live: CONFIG_ROOT/CONFIG_PARTS/NAME (the engine's root and parts), its unit's prefix.
+CONFIG_ROOT = "/etc"
+CONFIG_PARTS = ("netreach", "tunnels")
+UNIT_PREFIX = "netreach-tunnel@"
+KEY_NAME = "id_ed25519"
+# The tunnel proxies ssh_tunnel knows: the proxy hop speaks HTTP CONNECT and SOCKS5.
+PROXY_TYPES = ("http", "socks5")
 # Host pattern (not an OpenSSH @marker), key type, key, and a comment without any character that breaks a line.
 KNOWN_HOSTS_RE = re.compile(r"^[^\s#@][^\s]* (ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-\S+) [A-Za-z0-9+/=]+"
                             r"( [^\r\n\x0b\x0c\x1c-\x1e\x85\u2028\u2029]*)?$")
 PATH_RE = re.compile(r"^/[A-Za-z0-9._/@+-]+$")
 
 
-class TunnelError(ValueError):
-    """A bad tunnel declaration; `field` names the offending parameter."""
-
-    def __init__(self, field_name: str, message: str) -> None:
-        super().__init__(f"{field_name}: {message}")
-        self.field = field_name
-        self.message = message
+# The one declaration error of the collection; the old name stays for the callers that catch it.
+TunnelError = DeclarationError
 
 
 @dataclass(frozen=True)
@@ -53,15 +61,6 @@ class Forward:
     def as_dict(self) -> dict:
         return {"kind": self.kind, "bind_address": self.bind_address, "port": self.port,
                 "host": self.host, "host_port": self.host_port}
-
-
-@dataclass(frozen=True)
-class Proxy:
-    type: str  # "http" | "socks5"
-    host: str
-    port: int
-    username: str | None = None
-    password: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -96,11 +95,15 @@ class Tunnel:
 
     @property
     def unit(self) -> str:
-        return f"netreach-tunnel@{self.name}.service"
+        return unit_name(self.name)
 
     @property
     def config_dir(self) -> str:
-        return f"/etc/netreach/tunnels/{self.name}"
+        return tunnel_dir(self.name)
+
+    @property
+    def identity(self) -> Identity:
+        return Identity(self.name, self.identity_file, self.run_as)
 
     @property
     def ssh_config_path(self) -> str:
@@ -119,8 +122,8 @@ class Tunnel:
         return any(fwd.kind in ("local", "dynamic") and fwd.port < 1024 for fwd in self.forwards)
 
 
-def bracket(host: str | None) -> str:
-    return f"[{host}]" if host and ":" in host else (host or "")
+def unit_name(name: str) -> str:
+    return f"{UNIT_PREFIX}{name}.service"
 
 
 def _listen_addresses(listen: str) -> tuple[frozenset, str]:
@@ -149,39 +152,10 @@ def listens_overlap(first: str, second: str) -> bool:
     return False
 
 
-def check_port(value, field_name: str) -> int:
-    if isinstance(value, bool):
-        raise TunnelError(field_name, f"port must be a number from 1 to 65535, got {value!r}")
-    try:
-        port = int(str(value).strip(), 10)
-    except ValueError:
-        raise TunnelError(field_name, f"port must be a number from 1 to 65535, got {value!r}") from None
-    if not 1 <= port <= 65535 or not str(value).strip().isdigit():
-        raise TunnelError(field_name, f"port must be a number from 1 to 65535, got {value!r}")
-    return port
-
-
-def check_host(value, field_name: str) -> str:
-    """A DNS name, IPv4 or IPv6 address (without brackets) that is safe in every output format."""
-    if not isinstance(value, str) or not value:
-        raise TunnelError(field_name, f"expected a host name or address, got {value!r}")
-    if ":" in value:
-        if "%" in value:
-            # A scope id (fe80::1%eth0) would put a % token into ssh_config.
-            raise TunnelError(field_name, f"{value!r}: IPv6 scope ids are not supported")
-        try:
-            return str(ipaddress.IPv6Address(value))
-        except ValueError:
-            raise TunnelError(field_name, f"{value!r} is not a valid IPv6 address") from None
-    if not HOST_RE.fullmatch(value):
-        raise TunnelError(field_name, f"{value!r} is not a valid host name or address")
-    return value
-
-
 def _split_spec(spec: str, field_name: str) -> list[str]:
     """Split an ssh forward spec on ':' while keeping bracketed IPv6 addresses whole."""
     if not isinstance(spec, str) or not spec or any(ch.isspace() for ch in spec):
-        raise TunnelError(field_name, f"{spec!r} is not a forward specification")
+        raise DeclarationError(field_name, f"{spec!r} is not a forward specification")
     parts = []
     # A small scanner is clearer than one regular expression for "[v6]:port:host:port" shapes.
     token, i = "", 0
@@ -190,14 +164,14 @@ def _split_spec(spec: str, field_name: str) -> list[str]:
         if char == "[":
             end = spec.find("]", i)
             if end < 0 or token:
-                raise TunnelError(field_name, f"{spec!r} has an unclosed '['")
+                raise DeclarationError(field_name, f"{spec!r} has an unclosed '['")
             token = spec[i + 1:end]
             if not token or (end + 1 < len(spec) and spec[end + 1] != ":"):
-                raise TunnelError(field_name, f"{spec!r} has a malformed bracketed address")
+                raise DeclarationError(field_name, f"{spec!r} has a malformed bracketed address")
             i = end + 1
             continue
         if char == "]":
-            raise TunnelError(field_name, f"{spec!r} has an unmatched ']'")
+            raise DeclarationError(field_name, f"{spec!r} has an unmatched ']'")
         if char == ":":
             parts.append(token)
             token = ""
@@ -213,39 +187,39 @@ def parse_forward(kind: str, value, field_name: str) -> Forward:
     if isinstance(value, dict):
         unknown = set(value) - {"bind_address", "port", "host", "host_port"}
         if unknown:
-            raise TunnelError(field_name, f"unknown keys {sorted(unknown)}")
+            raise DeclarationError(field_name, f"unknown keys {sorted(unknown)}")
         bind = value.get("bind_address")
         port = value.get("port")
         host = value.get("host")
         host_port = value.get("host_port")
         if port is None:
-            raise TunnelError(field_name, "port is required")
+            raise DeclarationError(field_name, "port is required")
     else:
         parts = _split_spec(value, field_name)
         if kind == "dynamic":
             if len(parts) not in (1, 2):
-                raise TunnelError(field_name, f"{value!r}: expected [bind_address:]port")
+                raise DeclarationError(field_name, f"{value!r}: expected [bind_address:]port")
             bind, port = (None, parts[0]) if len(parts) == 1 else parts
             host = host_port = None
         else:
             if len(parts) not in (3, 4):
-                raise TunnelError(field_name, f"{value!r}: expected [bind_address:]port:host:hostport")
+                raise DeclarationError(field_name, f"{value!r}: expected [bind_address:]port:host:hostport")
             bind, port, host, host_port = ([None] + parts) if len(parts) == 3 else parts
     bind = check_host(bind, f"{field_name}.bind_address") if bind not in (None, "") else None
     port_number = check_port(port, f"{field_name}.port")
     if kind == "dynamic":
         if host is not None or host_port is not None:
-            raise TunnelError(field_name, "a dynamic forward has no host or host_port")
+            raise DeclarationError(field_name, "a dynamic forward has no host or host_port")
         return Forward(kind, bind, port_number)
     if host in (None, "") or host_port in (None, ""):
-        raise TunnelError(field_name, "host and host_port are required")
+        raise DeclarationError(field_name, "host and host_port are required")
     return Forward(kind, bind, port_number, check_host(host, f"{field_name}.host"),
                    check_port(host_port, f"{field_name}.host_port"))
 
 
 def parse_hop(value, field_name: str) -> Hop:
     if not isinstance(value, str):
-        raise TunnelError(field_name, f"expected [user@]host[:port], got {value!r}")
+        raise DeclarationError(field_name, f"expected [user@]host[:port], got {value!r}")
     user, dummy, rest = value.rpartition("@")
     if rest.startswith("["):
         host, dummy, port = rest[1:].partition("]")
@@ -255,222 +229,128 @@ def parse_hop(value, field_name: str) -> Hop:
     else:
         host, port = rest, "22"
     if user and not USER_RE.fullmatch(user):
-        raise TunnelError(field_name, f"{user!r} is not a valid user name")
+        raise DeclarationError(field_name, f"{user!r} is not a valid user name")
     return Hop(user or None, check_host(host, field_name), check_port(port, field_name))
 
 
-def parse_proxy(value, field_name: str = "proxy") -> Proxy | None:
-    if not value:
-        return None
-    if not isinstance(value, dict):
-        raise TunnelError(field_name, "expected a dict with type, host and port")
-    unknown = set(value) - {"type", "host", "port", "username", "password"}
-    if unknown:
-        raise TunnelError(field_name, f"unknown keys {sorted(unknown)}")
-    proxy_type = value.get("type", "http")
-    if proxy_type not in ("http", "socks5"):
-        raise TunnelError(f"{field_name}.type", f"must be http or socks5, got {proxy_type!r}")
-    username, password = value.get("username"), value.get("password")
-    if username is not None and (not isinstance(username, str) or not re.fullmatch(r"[^\s:]{1,128}", username)):
-        raise TunnelError(f"{field_name}.username", "must be 1-128 characters without blanks or ':'")
-    if password is not None and (not isinstance(password, str) or "\n" in password or "\r" in password):
-        raise TunnelError(f"{field_name}.password", "must be a string without line breaks")
-    if bool(username) != bool(password):
-        raise TunnelError(field_name, "username and password go together")
-    return Proxy(proxy_type, check_host(value.get("host"), f"{field_name}.host"),
-                 check_port(value.get("port"), f"{field_name}.port"), username, password)
+def check_tunnel_name(value, field_name: str = "name") -> str:
+    """A tunnel name: one plain path component and unit instance, the same for every state (absent too)."""
+    if not isinstance(value, str) or not NAME_RE.fullmatch(value):
+        raise DeclarationError(field_name, f"{value!r} must match [a-z0-9][a-z0-9_-]* (at most 63 characters)")
+    return value
 
 
-def parse_tunnel(params: dict) -> Tunnel:
-    """Validate module parameters and return the Tunnel they declare."""
-    name = params.get("name")
-    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
-        raise TunnelError("name", f"{name!r} must match [a-z0-9][a-z0-9_-]* (at most 63 characters)")
-    for key in ("user", "run_as"):
-        if not isinstance(params.get(key), str) or not USER_RE.fullmatch(params[key]):
-            raise TunnelError(key, f"{params.get(key)!r} is not a valid user name")
-    identity_file = params.get("identity_file") or f"/etc/netreach/tunnels/{name}/id_ed25519"
-    if not PATH_RE.fullmatch(identity_file) or "/../" in identity_file:
-        raise TunnelError("identity_file", f"{identity_file!r} must be an absolute path of plain characters")
+def tunnel_dir(name: str) -> str:
+    return "/".join((CONFIG_ROOT, *CONFIG_PARTS, name))
+
+
+@dataclass(frozen=True)
+class Identity:
+    """A tunnel's key pair: in the tunnel's directory (ours: created, owned by RUN_AS) or elsewhere (MANAGED
+    false: the administrator's file, which we only read)."""
+
+    name: str
+    path: str
+    run_as: str
+
+    @property
+    def managed(self) -> bool:
+        return self.path == f"{tunnel_dir(self.name)}/{KEY_NAME}"
+
+
+def parse_identity(params: dict) -> Identity:
+    """The identity of tunnel NAME, as tunnel_key and ssh_tunnel take it (name, identity_file, run_as)."""
+    name = check_tunnel_name(params.get("name"))
+    run_as = check_user(params.get("run_as"), "run_as")
+    path = params.get("identity_file") or f"{tunnel_dir(name)}/{KEY_NAME}"
+    if not isinstance(path, str) or not PATH_RE.fullmatch(path) or "/../" in path or "/./" in path \
+            or path.endswith(("/..", "/.", "/")) or "//" in path:
+        raise DeclarationError("identity_file", f"{path!r} must be an absolute path of plain characters")
+    return Identity(name, path, run_as)
+
+
+def parse_removal(params: dict) -> str:
+    """The name state=absent removes: validated exactly as for every other state."""
+    return check_tunnel_name(params.get("name"))
+
+
+def _parse_known_hosts(values) -> tuple[str, ...]:
     known_hosts = []
-    for index, line in enumerate(params.get("known_hosts") or []):
+    for index, line in enumerate(values or []):
         if not isinstance(line, str) or not KNOWN_HOSTS_RE.fullmatch(line.strip()):
-            raise TunnelError(f"known_hosts[{index}]", "expected a known_hosts line: 'host keytype base64key'")
+            raise DeclarationError(f"known_hosts[{index}]", "expected a known_hosts line: 'host keytype base64key'")
         known_hosts.append(line.strip())
+    return tuple(known_hosts)
+
+
+def _parse_forwards(params: dict) -> tuple[Forward, ...]:
     forwards = []
     for kind, key in (("local", "local_forwards"), ("remote", "remote_forwards"), ("dynamic", "dynamic_forwards")):
         for index, value in enumerate(params.get(key) or []):
             forwards.append(parse_forward(kind, value, f"{key}[{index}]"))
     if not forwards:
-        raise TunnelError("local_forwards", "a tunnel needs at least one local, remote or dynamic forward")
+        raise DeclarationError("local_forwards", "a tunnel needs at least one local, remote or dynamic forward")
     for index, fwd in enumerate(forwards):
         for earlier in forwards[:index]:
             if (earlier.kind == "remote") == (fwd.kind == "remote") and listens_overlap(earlier.listen, fwd.listen):
-                raise TunnelError(f"{fwd.kind}_forwards", f"{fwd.listen} overlaps {earlier.listen}: bound twice")
+                raise DeclarationError(f"{fwd.kind}_forwards", f"{fwd.listen} overlaps {earlier.listen}: bound twice")
+    return tuple(forwards)
+
+
+def _parse_numbers(params: dict) -> dict:
     numbers = {}
-    for key, low in (("keepalive_interval", 1), ("keepalive_count_max", 1), ("connect_timeout", 1),
-                     ("restart_delay", 1), ("restart_max_delay", 1)):
+    for key in ("keepalive_interval", "keepalive_count_max", "connect_timeout", "restart_delay", "restart_max_delay"):
         value = params.get(key)
-        if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= 3600:
-            raise TunnelError(key, f"must be a whole number from {low} to 3600, got {value!r}")
+        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 3600:
+            raise DeclarationError(key, f"must be a whole number from 1 to 3600, got {value!r}")
         numbers[key] = value
     if numbers["restart_max_delay"] < numbers["restart_delay"]:
-        raise TunnelError("restart_max_delay", "must not be less than restart_delay")
+        raise DeclarationError("restart_max_delay", "must not be less than restart_delay")
+    return numbers
+
+
+def parse_tunnel_proxy(value) -> Proxy | None:
+    """The first hop's proxy; the proxy hop reads "user:password" from one file, so both or neither."""
+    proxy = parse_proxy(value, "proxy", PROXY_TYPES)
+    if proxy is not None and bool(proxy.username) != bool(proxy.password):
+        raise DeclarationError("proxy", "username and password go together")
+    return proxy
+
+
+def parse_tunnel(params: dict) -> Tunnel:
+    """Validate module parameters and return the Tunnel they declare."""
+    identity = parse_identity(params)
+    user = check_user(params.get("user"), "user")
+    known_hosts = _parse_known_hosts(params.get("known_hosts"))
+    forwards = _parse_forwards(params)
+    numbers = _parse_numbers(params)
     engine = params.get("engine", "ssh")
     if engine not in ("ssh", "autossh"):
-        raise TunnelError("engine", f"must be ssh or autossh, got {engine!r}")
+        raise DeclarationError("engine", f"must be ssh or autossh, got {engine!r}")
     return Tunnel(
-        name=name,
+        name=identity.name,
         server=check_host(params.get("server"), "server"),
         port=check_port(params.get("port", 22), "port"),
-        user=params["user"],
-        identity_file=identity_file,
-        known_hosts=tuple(known_hosts),
+        user=user,
+        identity_file=identity.path,
+        known_hosts=known_hosts,
         jump_hosts=tuple(parse_hop(hop, f"jump_hosts[{i}]") for i, hop in enumerate(params.get("jump_hosts") or [])),
-        proxy=parse_proxy(params.get("proxy")),
-        forwards=tuple(forwards),
+        proxy=parse_tunnel_proxy(params.get("proxy")),
+        forwards=forwards,
         engine=engine,
-        run_as=params["run_as"],
+        run_as=identity.run_as,
         **numbers,
     )
 
 
-def _common_options(tunnel: Tunnel) -> list[str]:
-    return [
-        f"User {tunnel.user}",
-        f"IdentityFile {tunnel.identity_file}",
-        "IdentitiesOnly yes",
-        f"UserKnownHostsFile {tunnel.known_hosts_path}",
-        "GlobalKnownHostsFile /dev/null",
-        "StrictHostKeyChecking yes",
-        "UpdateHostKeys no",
-        "BatchMode yes",
-        "PasswordAuthentication no",
-        "KbdInteractiveAuthentication no",
-        f"ConnectTimeout {tunnel.connect_timeout}",
-        f"ServerAliveInterval {tunnel.keepalive_interval}",
-        f"ServerAliveCountMax {tunnel.keepalive_count_max}",
-        "ControlMaster no",
-        "ControlPath none",
-        "ForwardAgent no",
-        "ForwardX11 no",
-    ]
+def parse_request(params: dict) -> Tunnel | str:
+    """What ssh_tunnel is asked for: the Tunnel, or for state=absent the validated name to remove."""
+    if params.get("state") == "absent":
+        return parse_removal(params)
+    return parse_tunnel(params)
 
 
-def proxy_command(tunnel: Tunnel) -> str:
-    proxy = tunnel.proxy
-    args = ["/usr/bin/python3", "/usr/local/lib/netreach/proxy-connect", "--type", proxy.type,
-            "--proxy", f"{bracket(proxy.host)}:{proxy.port}"]
-    if proxy.username:
-        args += ["--auth-file", tunnel.proxy_auth_path]
-    return " ".join(args) + " %h %p"
-
-
-def render_ssh_config(tunnel: Tunnel) -> str:
-    """The tunnel's own ssh_config: every hop pinned and non-interactive, the first hop via the proxy."""
-    lines = [f"# Managed by netreach.tunnels.ssh_tunnel for tunnel {tunnel.name}; local changes are overwritten."]
-    hop_aliases = [f"netreach-{tunnel.name}-hop{index}" for index in range(len(tunnel.jump_hosts))]
-    for index, hop in enumerate(tunnel.jump_hosts):
-        lines += ["", f"Host {hop_aliases[index]}", f"    HostName {hop.host}", f"    Port {hop.port}"]
-        options = _common_options(tunnel)
-        if hop.user:
-            options[0] = f"User {hop.user}"
-        lines += [f"    {option}" for option in options]
-        if index == 0 and tunnel.proxy:
-            lines.append(f"    ProxyCommand {proxy_command(tunnel)}")
-        elif index > 0:
-            lines.append(f"    ProxyJump {hop_aliases[index - 1]}")
-    lines += ["", f"Host netreach-{tunnel.name}", f"    HostName {tunnel.server}", f"    Port {tunnel.port}"]
-    lines += [f"    {option}" for option in _common_options(tunnel)]
-    lines += ["    ExitOnForwardFailure yes", "    SessionType none", "    RequestTTY no"]
-    if hop_aliases:
-        lines.append(f"    ProxyJump {hop_aliases[-1]}")
-    elif tunnel.proxy:
-        lines.append(f"    ProxyCommand {proxy_command(tunnel)}")
-    for fwd in tunnel.forwards:
-        if fwd.kind == "local":
-            lines.append(f"    LocalForward {fwd.listen} {fwd.target}")
-        elif fwd.kind == "remote":
-            lines.append(f"    RemoteForward {fwd.listen} {fwd.target}")
-        else:
-            lines.append(f"    DynamicForward {fwd.listen}")
-    return "\n".join(lines) + "\n"
-
-
-def render_known_hosts(tunnel: Tunnel) -> str:
-    return "".join(f"{line}\n" for line in tunnel.known_hosts)
-
-
-def ssh_command(tunnel: Tunnel) -> list[str]:
-    """The command the unit runs (no secrets in it: the proxy password stays in a 0600 file)."""
-    base = ["-F", tunnel.ssh_config_path, "-N", f"netreach-{tunnel.name}"]
-    if tunnel.engine == "autossh":
-        return ["/usr/bin/autossh", "-M", "0"] + base
-    return ["/usr/bin/ssh"] + base
-
-
-def render_unit(tunnel: Tunnel) -> str:
-    """The systemd unit of one tunnel: never gives up, backs off, and runs with as little as it needs."""
-    # systemd >= 254 has RestartSteps/RestartMaxDelaySec, but its restart counter only resets on a manual start:
-    # a tunnel that reconnected a few times over weeks would wait restart_max_delay after every later drop.
-    # The backoff helper resets after a session that outlived a connection attempt (connect_timeout + 5 s): the first retry
-    # after a healthy session is immediate, quick failures in a row double the wait, with jitter.
-    restart = [
-        "RestartSec=100ms",
-        f"ExecStartPre=/bin/sh /usr/local/lib/netreach/tunnel-backoff start {tunnel.restart_delay} "
-        f"{tunnel.restart_max_delay}",
-        f"ExecStopPost=/bin/sh /usr/local/lib/netreach/tunnel-backoff stop {tunnel.connect_timeout + 5}",
-        "RuntimeDirectory=netreach-tunnel/%i",
-        "RuntimeDirectoryPreserve=restart",
-    ]
-    environment = []
-    if tunnel.engine == "autossh":
-        environment = ["Environment=AUTOSSH_GATETIME=0", f"Environment=AUTOSSH_POLL={min(60, tunnel.keepalive_interval * 6)}"]
-    capabilities = "CAP_NET_BIND_SERVICE" if tunnel.needs_low_port else ""
-    lines = [
-        "# Managed by netreach.tunnels.ssh_tunnel; local changes are overwritten.",
-        "[Unit]",
-        f"Description=netreach SSH tunnel {tunnel.name} to {tunnel.server}",
-        "Wants=network-online.target",
-        "After=network-online.target",
-        "StartLimitIntervalSec=0",
-        "",
-        "[Service]",
-        "Type=simple",
-        f"User={tunnel.run_as}",
-        *environment,
-        f"ExecStart={shlex.join(ssh_command(tunnel))}",
-        "Restart=always",
-        *restart,
-        "TimeoutStartSec=infinity",
-        "NoNewPrivileges=yes",
-        "ProtectSystem=strict",
-        "ProtectHome=yes",
-        "PrivateTmp=yes",
-        "PrivateDevices=yes",
-        "ProtectKernelTunables=yes",
-        "ProtectKernelModules=yes",
-        "ProtectKernelLogs=yes",
-        "ProtectControlGroups=yes",
-        "ProtectClock=yes",
-        "ProtectHostname=yes",
-        "ProtectProc=invisible",
-        "ProcSubset=pid",
-        "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6",
-        "RestrictNamespaces=yes",
-        "RestrictRealtime=yes",
-        "RestrictSUIDSGID=yes",
-        "LockPersonality=yes",
-        "MemoryDenyWriteExecute=yes",
-        "RemoveIPC=yes",
-        "UMask=0077",
-        "SystemCallArchitectures=native",
-        "SystemCallFilter=@system-service",
-        "SystemCallFilter=~@privileged @resources",
-        f"CapabilityBoundingSet={capabilities}",
-        f"AmbientCapabilities={capabilities}",
-        "",
-        "[Install]",
-        "WantedBy=multi-user.target",
-    ]
-    return "\n".join(lines) + "\n"
+def forwards_argument_spec() -> dict:
+    """The forward options' argument spec, written once (documented by the doc fragment netreach.tunnels.forwards)."""
+    return {key: dict(type="list", elements="raw", default=[])
+            for key in ("local_forwards", "remote_forwards", "dynamic_forwards")}

@@ -2,111 +2,13 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 #
 # Private module_utils of netreach.tunnels: the small programs the tunnel units run on the target. Not a
-# public API. The module installs them under /usr/local/lib/netreach/.
+# public API. ssh_tunnel installs them under /usr/local/lib/netreach/: the proxy hop is a Python file of its own
+# (_tunnel_proxy_hop.py, like the servers' reaper _tunnel_reaper.py), the backoff a shell script.
 """Helper programs installed on tunnel clients: the proxy hop and the restart backoff."""
 
 from __future__ import annotations
 
-HELPER_DIR = "/usr/local/lib/netreach"
-
-# ProxyCommand for the first hop: HTTP CONNECT (Basic auth) or SOCKS5 (username/password auth). The password
-# is read from a 0600 file so it never appears in a command line, a unit or the process list.
-PROXY_CONNECT = r'''#!/usr/bin/python3
-"""netreach proxy hop: connect to HOST PORT through an HTTP CONNECT or SOCKS5 proxy, then relay stdio."""
-import argparse
-import base64
-import os
-import selectors
-import socket
-import struct
-import sys
-
-
-def read_auth(path):
-    if not path:
-        return None, None
-    with open(path, encoding="utf-8") as handle:
-        user, _, password = handle.read().rstrip("\n").partition(":")
-    return user, password
-
-
-def http_connect(sock, host, port, user, password):
-    target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    request = f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n"
-    if user:
-        token = base64.b64encode(f"{user}:{password}".encode()).decode()
-        request += f"Proxy-Authorization: Basic {token}\r\n"
-    sock.sendall((request + "\r\n").encode())
-    reply = b""
-    while b"\r\n\r\n" not in reply:
-        chunk = sock.recv(1)
-        if not chunk:
-            sys.exit("proxy-connect: the proxy closed the connection")
-        reply += chunk
-    status = reply.split(b"\r\n", 1)[0].decode(errors="replace")
-    if len(status.split()) < 2 or status.split()[1] != "200":
-        sys.exit(f"proxy-connect: the proxy refused CONNECT {target}: {status}")
-
-
-def socks5_connect(sock, host, port, user, password):
-    methods = b"\x00\x02" if user else b"\x00"
-    sock.sendall(b"\x05" + bytes([len(methods)]) + methods)
-    version, method = sock.recv(2)
-    if method == 0x02 and user:
-        sock.sendall(b"\x01" + bytes([len(user)]) + user.encode() + bytes([len(password)]) + password.encode())
-        if sock.recv(2)[1:] != b"\x00":
-            sys.exit("proxy-connect: the SOCKS5 proxy rejected the credentials")
-    elif method != 0x00:
-        sys.exit("proxy-connect: the SOCKS5 proxy offers no usable authentication method")
-    name = host.encode()
-    sock.sendall(b"\x05\x01\x00\x03" + bytes([len(name)]) + name + struct.pack(">H", port))
-    reply = sock.recv(4)
-    if len(reply) < 4 or reply[1] != 0:
-        sys.exit(f"proxy-connect: the SOCKS5 proxy refused {host}:{port}")
-    skip = {1: 4, 4: 16}.get(reply[3])
-    skip = skip if skip is not None else sock.recv(1)[0]
-    sock.recv(skip + 2)
-
-
-def relay(sock):
-    selector = selectors.DefaultSelector()
-    selector.register(sys.stdin.fileno(), selectors.EVENT_READ)
-    selector.register(sock, selectors.EVENT_READ)
-    while True:
-        for key, _ in selector.select():
-            if key.fileobj is sock:
-                data = sock.recv(65536)
-                if not data:
-                    return
-                os.write(sys.stdout.fileno(), data)
-            else:
-                data = os.read(sys.stdin.fileno(), 65536)
-                if not data:
-                    sock.shutdown(socket.SHUT_WR)
-                    selector.unregister(sys.stdin.fileno())
-                    continue
-                sock.sendall(data)
-
-
-def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--type", choices=["http", "socks5"], required=True)
-    parser.add_argument("--proxy", required=True)
-    parser.add_argument("--auth-file")
-    parser.add_argument("host")
-    parser.add_argument("port", type=int)
-    args = parser.parse_args()
-    proxy_host, _, proxy_port = args.proxy.rpartition(":")
-    user, password = read_auth(args.auth_file)
-    sock = socket.create_connection((proxy_host.strip("[]"), int(proxy_port)), timeout=15)
-    (http_connect if args.type == "http" else socks5_connect)(sock, args.host, args.port, user, password)
-    sock.settimeout(None)
-    relay(sock)
-
-
-if __name__ == "__main__":
-    main()
-'''
+from ansible_collections.netreach.tunnels.plugins.module_utils import _tunnel_proxy_hop
 
 # Restart backoff: `start DELAY MAX` sleeps before a start that follows quick failures (DELAY, doubling up to MAX,
 # plus up to a second of jitter); `stop GATE` counts a failure unless the session lasted GATE seconds (longer than any
@@ -137,117 +39,12 @@ stop)
 esac
 '''
 
-# Runs on tunnel servers (netreach-tunnel-reaper.service). A client that lost its NAT state reconnects while its
-# old session still holds the remote forward's port; sshd then refuses the new session's forward ("cannot listen
-# to port") and keeps the stale one until keepalives give up, which traffic to the port can postpone. The reaper
-# follows sshd's log; when a tunnel account's forward is refused, it ends every session of the key(s) whose
-# authorized_keys entry permits that port: the stale session frees the port and the client's next attempt (its
-# unit retries within seconds) gets it. It reads only the journal, /proc/PID/cmdline and the accounts'
-# authorized_keys, so it needs no access to other processes' file descriptors.
-TUNNEL_REAPER = r'''#!/usr/bin/python3
-"""netreach tunnel reaper: hand a remote forward's port from a stale tunnel session to the reconnecting one."""
-import base64
-import hashlib
-import json
-import os
-import pwd
-import re
-import signal
-import subprocess
-import sys
-import time
 
-ACCOUNTS = set(sys.argv[1:])
-REFUSED = re.compile(r"cannot listen to port: (\d+)")
-ACCEPTED = re.compile(r"^Accepted publickey for (\S+) from .* (SHA256:[A-Za-z0-9+/]+)")
-LISTEN = re.compile(r'permitlisten="(?:[^"]*:)?(\d+)"')
+def program_text(program) -> str:
+    """The text of a program that is a module of ours (_tunnel_proxy_hop, _tunnel_reaper), as it is installed on
+    the host. Through its loader: in a module run the file lies inside AnsiballZ's zip, where open() cannot reach it."""
+    return program.__loader__.get_data(program.__file__).decode("utf-8")
 
 
-def user_name(uid):
-    try:
-        return pwd.getpwuid(int(uid)).pw_name
-    except (TypeError, ValueError, KeyError):
-        return None
-
-
-def fingerprint(blob):
-    digest = hashlib.sha256(base64.b64decode(blob)).digest()
-    return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
-
-
-def keys_for_port(port):
-    # Fingerprints of the tunnel keys whose entries permit listening on PORT.
-    found = set()
-    for account in ACCOUNTS:
-        try:
-            path = os.path.join(pwd.getpwnam(account).pw_dir, ".ssh", "authorized_keys")
-            with open(path) as handle:
-                lines = handle.read().splitlines()
-        except (KeyError, OSError):
-            continue
-        for line in lines:
-            words = line.split()
-            if len(words) >= 3 and port in LISTEN.findall(words[0]):
-                try:
-                    found.add(fingerprint(words[2]))
-                except ValueError:
-                    continue
-    return found
-
-
-def is_session(pid, account):
-    # The privileged monitor of a session: "sshd: ACCOUNT [priv]" (OpenSSH 9) or "sshd-session: ACCOUNT [priv]".
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as handle:
-            title = handle.read().decode(errors="replace").rstrip("\0 ")
-        owner = os.stat(f"/proc/{pid}").st_uid
-    except OSError:
-        return False
-    return owner == 0 and re.fullmatch(r"sshd(-session)?: " + re.escape(account) + r" \[priv\]", title) is not None
-
-
-def main():
-    started = time.time() * 1e6
-    # The whole boot's log, to learn the sessions that are already up; act only on refusals from now on.
-    journal = subprocess.Popen(["journalctl", "--boot", "--follow", "--no-tail", "--output=json",
-                                "_COMM=sshd", "+", "_COMM=sshd-session"], stdout=subprocess.PIPE, text=True)
-    print(f"watching sshd for refused remote forwards of {' '.join(sorted(ACCOUNTS))}", flush=True)
-    sessions = {}
-    for line in journal.stdout:
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        message, pid = record.get("MESSAGE"), record.get("_PID", "")
-        if not isinstance(message, str):
-            continue
-        accepted = ACCEPTED.match(message)
-        if accepted and accepted.group(1) in ACCOUNTS and record.get("_UID") == "0":
-            if len(sessions) > 4096:
-                sessions = {key: value for key, value in sessions.items() if os.path.exists(f"/proc/{key}")}
-            sessions[pid] = (accepted.group(1), accepted.group(2))
-            continue
-        match = REFUSED.search(message)
-        if not match or int(record.get("__REALTIME_TIMESTAMP", 0)) < started:
-            continue
-        if user_name(record.get("_UID")) not in ACCOUNTS:
-            continue
-        port = match.group(1)
-        keys = keys_for_port(port)
-        for session, (account, key) in sorted(sessions.items()):
-            if key in keys and is_session(session, account):
-                try:
-                    os.kill(int(session), signal.SIGTERM)
-                except OSError:
-                    continue  # it ended by itself in the meantime
-                print(f"port {port}: ended session {session} of {account} ({key}) so the reconnecting one gets the port",
-                      flush=True)
-    return journal.wait()
-
-
-if __name__ == "__main__":
-    sys.exit(main())
-'''
-
+PROXY_CONNECT = program_text(_tunnel_proxy_hop)
 HELPERS = {"proxy-connect": PROXY_CONNECT, "tunnel-backoff": TUNNEL_BACKOFF}
-SERVER_HELPERS = {"tunnel-reaper": TUNNEL_REAPER}

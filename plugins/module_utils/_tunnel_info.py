@@ -4,8 +4,9 @@
 # Private module_utils of netreach.tunnels: reading the state of tunnels on a host. Not a public API.
 """What the netreach tunnels of a host are doing: units, forwards, listening sockets and live probes.
 
-Read-only: it reads unit properties, the journal, the tunnels' own ssh_config and /proc/net, and opens TCP
-connections to the tunnels' own listening sockets on this host.
+Read-only: it reads unit properties, the journal, the tunnels' own ssh_config (through the change engine's
+confined reader, and the one ssh_config parser beside its renderer) and /proc/net, and opens TCP connections to
+the tunnels' own listening sockets on this host.
 """
 
 from __future__ import annotations
@@ -16,66 +17,42 @@ import re
 import socket
 import time
 
-UNIT_GLOB = "/etc/systemd/system/netreach-tunnel@*.service"
-CONFIG_DIR = "/etc/netreach/tunnels"
+from ansible_collections.netreach.tunnels.plugins.module_utils._engine import ConfinementError, Plan
+from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel import unit_name
+from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_apply import tunnel_target, unit_names
+from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_render import parse_ssh_config
+from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_server import authorized_listens
+
 AUTHORIZED_GLOB = "/home/*/.ssh/authorized_keys"
+PROPERTIES = "--property=ActiveState,SubState,NRestarts,UnitFileState,ActiveEnterTimestamp"
 # The journal lines of an ssh tunnel that say why it is not up.
 ERROR_RE = re.compile(r"(error|fail|denied|refused|timed out|timeout|unreachable|closed|verification|"
                       r"no route|could not|cannot|not known)", re.IGNORECASE)
 
 
-def tunnel_names() -> list[str]:
-    names = []
-    for path in sorted(glob.glob(UNIT_GLOB)):
-        match = re.fullmatch(r"netreach-tunnel@(.+)\.service", os.path.basename(path))
-        if match:
-            names.append(match.group(1))
-    return names
-
-
-def read_forwards(name: str) -> tuple[str, list[str], list[dict]]:
+def read_forwards(plan: Plan, name: str) -> tuple[str, list[str], list[dict]]:
     """(server, jump hosts, forwards) from the tunnel's own ssh_config, as ssh_tunnel wrote it."""
-    server, jumps, forwards = "", [], []
-    path = os.path.join(CONFIG_DIR, name, "ssh_config")
-    if not os.path.isfile(path):
-        return server, jumps, forwards
-    in_main = False
-    with open(path, encoding="utf-8") as handle:
-        for line in handle:
-            words = line.split()
-            if not words:
-                continue
-            if words[0] == "Host":
-                in_main = words[1] == f"netreach-{name}"
-            elif words[0] == "HostName":
-                if in_main:
-                    server = words[1]
-                else:
-                    jumps.append(words[1])
-            elif in_main and words[0] in ("LocalForward", "RemoteForward", "DynamicForward"):
-                kind = {"LocalForward": "local", "RemoteForward": "remote", "DynamicForward": "dynamic"}[words[0]]
-                forwards.append({"kind": kind, "listen": words[1], "target": words[2] if len(words) > 2 else None})
-    return server, jumps, forwards
+    try:
+        text = plan.host.read(tunnel_target(name, "ssh_config"))
+    except ConfinementError:
+        text = None  # a link or a directory where our file belongs: nothing we wrote
+    rendered = parse_ssh_config(name, text)
+    return rendered.server, rendered.jump_hosts, rendered.forwards
 
 
-def listening_sockets() -> set[tuple[str, int]]:
+def listening_sockets(plan: Plan) -> set[tuple[str, int]]:
     """(address, port) of every TCP socket in LISTEN on this host (IPv4 and IPv6)."""
     found = set()
     for path, family in (("/proc/net/tcp", socket.AF_INET), ("/proc/net/tcp6", socket.AF_INET6)):
-        try:
-            with open(path, encoding="ascii") as handle:
-                next(handle)
-                for line in handle:
-                    fields = line.split()
-                    if fields[3] != "0A":
-                        continue
-                    address_hex, port_hex = fields[1].split(":")
-                    raw = bytes.fromhex(address_hex)
-                    # /proc/net prints each 32-bit word in host (little-endian) order.
-                    raw = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
-                    found.add((socket.inet_ntop(family, raw), int(port_hex, 16)))
-        except OSError:
-            continue
+        for line in (plan.read_foreign(path) or "").splitlines()[1:]:
+            fields = line.split()
+            if len(fields) < 4 or fields[3] != "0A":
+                continue
+            address_hex, port_hex = fields[1].split(":")
+            raw = bytes.fromhex(address_hex)
+            # /proc/net prints each 32-bit word in host (little-endian) order.
+            raw = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
+            found.add((socket.inet_ntop(family, raw), int(port_hex, 16)))
     return found
 
 
@@ -134,25 +111,60 @@ def last_error(journal_text: str) -> str:
     return ""
 
 
-def server_listens() -> list[dict]:
+def server_listens(plan: Plan) -> list[dict]:
     """Remote forward binds the tunnel_server module authorised on this host (permitlisten of our entries)."""
     found = []
-    for path in sorted(glob.glob(AUTHORIZED_GLOB)):
-        try:
-            with open(path, encoding="utf-8") as handle:
-                lines = handle.read().splitlines()
-        except OSError:
-            continue
-        for line in lines:
-            words = line.split()
-            if not words or not words[-1].startswith("netreach-tunnel:"):
-                continue
-            label = words[-1].partition(":")[2]
-            for listen in re.findall(r'permitlisten="([^"]+)"', words[0]):
-                if not listen.startswith("netreach.invalid"):
-                    found.append({"entry": label, "listen": listen})
+    for path in sorted(glob.glob(plan.host.real(AUTHORIZED_GLOB))):
+        found += authorized_listens(plan.read_foreign("/" + os.path.relpath(path, plan.host.fs_root)))
     return found
 
 
 def uptime(since: float | None) -> int | None:
     return int(time.time() - since) if since else None
+
+
+def unit_properties(plan: Plan, unit: str) -> dict:
+    rc, out, _err = plan.query(["systemctl", "show", unit, "--timestamp=unix", PROPERTIES])
+    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line) if rc == 0 else {}
+
+
+def probe_forwards(forwards: list[dict], sockets: set, probing: bool, timeout: float) -> bool:
+    """Each client-side forward's listening state and probe, in place; whether all of them are fine."""
+    healthy = True
+    for forward in forwards:
+        if forward["kind"] == "remote":
+            forward.update(listening=None, probe_ok=None, probe="listens on the server")
+            continue
+        forward["listening"] = is_listening(forward["listen"], sockets)
+        if probing:
+            forward["probe_ok"], forward["probe"] = probe(forward["kind"], forward["listen"], timeout)
+        else:
+            forward["probe_ok"], forward["probe"] = None, "not probed"
+        healthy = healthy and forward["listening"] and forward["probe_ok"] is not False
+    return healthy
+
+
+def tunnel_state(plan: Plan, name: str, params: dict, sockets: set) -> dict:
+    unit = unit_name(name)
+    props = unit_properties(plan, unit)
+    server, jumps, forwards = read_forwards(plan, name)
+    state = props.get("ActiveState", "unknown")
+    since = parse_unix_timestamp(props.get("ActiveEnterTimestamp", "")) if state == "active" else None
+    rc, journal, _err = plan.query(["journalctl", "--no-pager", "-o", "cat", "-n", str(params["journal_lines"]),
+                                    "-u", unit])
+    healthy = probe_forwards(forwards, sockets, params["probe"], params["probe_timeout"]) and state == "active"
+    return dict(
+        name=name, unit=unit, server=server, jump_hosts=jumps, state=state, sub_state=props.get("SubState", ""),
+        enabled=props.get("UnitFileState") == "enabled", since=since, uptime_seconds=uptime(since),
+        restarts=int(props.get("NRestarts", "0") or 0), last_error=last_error(journal if rc == 0 else ""),
+        forwards=forwards, healthy=healthy,
+    )
+
+
+def collect(plan: Plan, params: dict) -> dict:
+    """The module's whole result: every (or every named) tunnel, and the server-side listens."""
+    sockets = listening_sockets(plan)
+    tunnels = [tunnel_state(plan, name, params, sockets) for name in unit_names(plan)
+               if not params["names"] or name in params["names"]]
+    listens = [dict(entry, listening=is_listening(entry["listen"], sockets)) for entry in server_listens(plan)]
+    return dict(changed=False, tunnels=tunnels, server_listens=listens)

@@ -20,13 +20,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel import (
-    KNOWN_HOSTS_RE,
+from ansible_collections.netreach.tunnels.plugins.module_utils._declaration import (
     USER_RE,
-    TunnelError,
-    bracket,
-    parse_tunnel,
+    DeclarationError,
+    check_user,
 )
+from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_render import HELPER_DIR
 
 MARKER = "netreach-tunnel"
 # Host part of the sentinel: reserved by RFC 6761, never resolvable, never a declared bind or target.
@@ -36,6 +35,12 @@ PUBLIC_KEY_RE = re.compile(r"^(ssh-ed25519|ecdsa-sha2-nistp(256|384|521)|ssh-rsa
 LOOPBACK = ("", "localhost", "127.0.0.1", "::1")
 # Parameters of a tunnel declaration that only the server end reads (the client role strips them).
 SERVER_ONLY_KEYS = ("server_allow_dynamic",)
+# What permitopen/permitlisten may hold: [ipv6]:port, host:port or (listens) a bare port; nothing that could
+# close the option's quotes or start another option.
+TARGET_RE = re.compile(r"^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9_][A-Za-z0-9._-]*):[0-9]{1,5}$")
+LISTEN_RE = re.compile(r"^((\[[0-9a-fA-F:.]+\]|[A-Za-z0-9_*][A-Za-z0-9._-]*):)?[0-9]{1,5}$")
+DROPIN_DIR = "/etc/ssh/sshd_config.d"
+REAPER_UNIT = "netreach-tunnel-reaper.service"
 
 
 @dataclass(frozen=True)
@@ -81,72 +86,17 @@ class AccountPolicy:
 
 def check_public_key(value, field_name: str) -> str:
     if not isinstance(value, str) or "\n" in value or "\r" in value:
-        raise TunnelError(field_name, "expected one OpenSSH public key line")
+        raise DeclarationError(field_name, "expected one OpenSSH public key line")
     words = value.split()
     if len(words) < 2 or not PUBLIC_KEY_RE.fullmatch(" ".join(words[:2])):
-        raise TunnelError(field_name, "expected an OpenSSH public key: 'type base64 [comment]'")
+        raise DeclarationError(field_name, "expected an OpenSSH public key: 'type base64 [comment]'")
     return " ".join(words[:2])
 
 
 def check_entry_name(value, field_name: str) -> str:
     if not isinstance(value, str) or not ENTRY_RE.fullmatch(value):
-        raise TunnelError(field_name, f"{value!r} must be 1-253 characters of [a-zA-Z0-9._-]")
+        raise DeclarationError(field_name, f"{value!r} must be 1-253 characters of [a-zA-Z0-9._-]")
     return value
-
-
-def client_entries(client: str, declarations: list, defaults: dict, public_keys: dict, server: str,
-                   skip_missing_keys: bool = False) -> list[Entry]:
-    """The entries SERVER needs for the tunnels CLIENT declares (declarations as the client role takes them).
-
-    SKIP_MISSING_KEYS leaves out tunnels whose key does not exist yet (check mode on a fresh client).
-    """
-    check_entry_name(client, "client")
-    entries = []
-    for index, declared in enumerate(declarations or []):
-        field_name = f"{client}: tunnel_client_tunnels[{index}]"
-        if not isinstance(declared, dict):
-            raise TunnelError(field_name, "expected a dict of ssh_tunnel parameters")
-        params = {"port": 22, "user": "tunnel", "run_as": "netreach-tunnel", "keepalive_interval": 5,
-                  "keepalive_count_max": 3, "connect_timeout": 10, "restart_delay": 1, "restart_max_delay": 30}
-        params.update(defaults or {})
-        params.update(declared)
-        allow_dynamic = params.pop("server_allow_dynamic", False)
-        if not isinstance(allow_dynamic, bool):
-            raise TunnelError(f"{field_name}.server_allow_dynamic", "must be true or false")
-        try:
-            tunnel = parse_tunnel(params)
-        except TunnelError as exc:
-            raise TunnelError(f"{field_name}.{exc.field}", exc.message) from None
-        hops = [(hop.host, hop.port, hop.user or tunnel.user) for hop in tunnel.jump_hosts]
-        hops.append((tunnel.server, tunnel.port, tunnel.user))
-        if not any(host == server for host, dummy, dummy2 in hops):
-            continue
-        key = public_keys.get(tunnel.name) if isinstance(public_keys, dict) else None
-        if not key and skip_missing_keys:
-            continue
-        if not key:
-            raise TunnelError(f"{field_name}", f"no public key known for tunnel {tunnel.name} of {client}")
-        key = check_public_key(key, f"{client}: public key of tunnel {tunnel.name}")
-        for position, (host, dummy, account) in enumerate(hops):
-            if host != server:
-                continue
-            if position < len(hops) - 1:
-                next_host, next_port, dummy = hops[position + 1]
-                entries.append(Entry(account, client, tunnel.name, key, opens=(f"{bracket(next_host)}:{next_port}",)))
-                continue
-            dynamic = any(fwd.kind == "dynamic" for fwd in tunnel.forwards)
-            if dynamic and not allow_dynamic:
-                raise TunnelError(f"{field_name}.dynamic_forwards",
-                                  f"tunnel {tunnel.name} of {client} has a dynamic (-D) forward, which lets its key "
-                                  "open any destination on the server; set server_allow_dynamic: true on the "
-                                  "tunnel to allow that")
-            opens = tuple(sorted({fwd.target for fwd in tunnel.forwards if fwd.kind == "local"}))
-            # ssh asks for "localhost" when a remote forward names no bind address; OpenSSH reads a bare port in
-            # permitlisten as any address, which GatewayPorts would then let the key bind on every interface.
-            listens = tuple(sorted({fwd.listen if fwd.bind_address else f"localhost:{fwd.port}"
-                                    for fwd in tunnel.forwards if fwd.kind == "remote"}))
-            entries.append(Entry(account, client, tunnel.name, key, opens, listens, any_open=dynamic))
-    return entries
 
 
 def check_listen_conflicts(entries: list[Entry]) -> None:
@@ -157,9 +107,9 @@ def check_listen_conflicts(entries: list[Entry]) -> None:
             port = listen.rpartition(":")[2]
             other = seen.get(port)
             if other is not None and (other.client, other.tunnel) != (entry.client, entry.tunnel):
-                raise TunnelError(f"{entry.client}: remote_forwards",
-                                  f"tunnel {entry.tunnel} listens on port {port} ({listen}), which tunnel "
-                                  f"{other.tunnel} of {other.client} already declares on this server")
+                raise DeclarationError(f"{entry.client}: remote_forwards",
+                                       f"tunnel {entry.tunnel} listens on port {port} ({listen}), which tunnel "
+                                       f"{other.tunnel} of {other.client} already declares on this server")
             seen[port] = entry
 
 
@@ -195,7 +145,7 @@ def render_sshd_dropin(policies: dict[str, AccountPolicy], client_alive_interval
     lines = ["# Managed by netreach.tunnels.tunnel_server; local changes are overwritten."]
     for name in sorted(policies):
         if not USER_RE.fullmatch(name):
-            raise TunnelError("tunnel_server_accounts", f"{name!r} is not a valid user name")
+            raise DeclarationError("tunnel_server_accounts", f"{name!r} is not a valid user name")
         policy = policies[name]
         opens = "any" if policy.any_open else " ".join(sorted(policy.opens)) or "none"
         listens = " ".join(sorted(policy.listens)) or "none"
@@ -219,21 +169,162 @@ def render_sshd_dropin(policies: dict[str, AccountPolicy], client_alive_interval
     return "\n".join(lines) + "\n"
 
 
-def known_hosts_name(host: str, port: int) -> str:
-    return host if port == 22 else f"[{host}]:{port}"
+# --- the tunnel_server module's declaration -------------------------------------------------------------
 
 
-def known_hosts_lines(host: str, port: int, facts: dict) -> list[str]:
-    """known_hosts lines for HOST:PORT from its gathered ansible_ssh_host_key_*_public facts."""
-    lines = []
-    for fact, key_type in (("ansible_ssh_host_key_ed25519_public", "ssh-ed25519"),
-                           ("ansible_ssh_host_key_ecdsa_public", None),
-                           ("ansible_ssh_host_key_rsa_public", "ssh-rsa")):
-        key = facts.get(fact)
-        if not key:
+@dataclass(frozen=True)
+class ServerDeclaration:
+    accounts: tuple[str, ...]
+    entries: tuple[Entry, ...]
+    managed_clients: frozenset | None
+    known_clients: frozenset | None
+    dropin_name: str  # the drop-in's file name in DROPIN_DIR
+    client_alive_interval: int
+    client_alive_count_max: int
+    reaper: bool
+    absent: bool
+
+
+def parse_entries(values: list) -> list[Entry]:
+    entries = []
+    for index, value in enumerate(values or []):
+        field_name = f"entries[{index}]"
+        if not isinstance(value, dict):
+            raise DeclarationError(field_name, "expected a dict (see the tunnel_server_entries filter)")
+        account = value.get("account")
+        if not isinstance(account, str) or not USER_RE.fullmatch(account):
+            raise DeclarationError(f"{field_name}.account", f"{account!r} is not a valid user name")
+        opens, listens = value.get("opens") or [], value.get("listens") or []
+        for key, items, pattern in (("opens", opens, TARGET_RE), ("listens", listens, LISTEN_RE)):
+            if not isinstance(items, list):
+                raise DeclarationError(f"{field_name}.{key}", "expected a list")
+            for item in items:
+                if not isinstance(item, str) or not pattern.fullmatch(item):
+                    raise DeclarationError(f"{field_name}.{key}", f"{item!r} is not a [host:]port")
+        any_open = value.get("any_open", False)
+        if not isinstance(any_open, bool):
+            raise DeclarationError(f"{field_name}.any_open", "must be true or false")
+        entries.append(Entry(account, check_entry_name(value.get("client"), f"{field_name}.client"),
+                             check_entry_name(value.get("tunnel"), f"{field_name}.tunnel"),
+                             check_public_key(value.get("public_key"), f"{field_name}.public_key"),
+                             tuple(opens), tuple(listens), any_open))
+    return entries
+
+
+def check_entries(entries: list[Entry], accounts: list[str]) -> None:
+    """Every entry is for a declared tunnel account, and no key or label appears twice on one account."""
+    seen: dict[tuple, str] = {}
+    for index, entry in enumerate(entries):
+        if entry.account not in accounts:
+            raise DeclarationError(f"entries[{index}].account", f"{entry.account} is not one of the tunnel accounts "
+                                   f"({', '.join(accounts) or 'none'}); tunnels log in to dedicated accounts only")
+        for key in ((entry.account, entry.public_key), (entry.account, entry.label)):
+            if key in seen:
+                raise DeclarationError(f"entries[{index}]", f"{entry.label} repeats {key[1][:40]} of {seen[key]} on "
+                                       f"account {entry.account}: sshd would use only the first line")
+            seen[key] = entry.label
+
+
+def parse_accounts(values) -> tuple[str, ...]:
+    """The tunnel accounts, validated the same for every state: user names, never root."""
+    if not isinstance(values, list):
+        raise DeclarationError("accounts", "expected a list of user names")
+    for value in values:
+        check_user(value, "accounts")
+        if value == "root":
+            raise DeclarationError("accounts", "root is never a tunnel account")
+    return tuple(sorted(set(values)))
+
+
+def _client_set(values, field_name: str) -> frozenset | None:
+    if values is None:
+        return None
+    if not isinstance(values, list) or not all(isinstance(value, str) for value in values):
+        raise DeclarationError(field_name, "expected a list of inventory host names")
+    return frozenset(values)
+
+
+def parse_dropin(path) -> str:
+    """The drop-in's file name: sshd reads /etc/ssh/sshd_config.d/*.conf, and that is all we write there."""
+    directory, _sep, name = (path or "").rpartition("/")
+    if directory != DROPIN_DIR or not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,250}\.conf", name):
+        raise DeclarationError("sshd_dropin", f"{path!r} is not read by sshd: it must be a plain file name in "
+                                              f"{DROPIN_DIR}/ ending in .conf")
+    return name
+
+
+def parse_server(params: dict) -> ServerDeclaration:
+    """The tunnel_server module's parameters, validated alike for present and absent."""
+    accounts = parse_accounts(params.get("accounts"))
+    entries = parse_entries(params.get("entries"))
+    check_listen_conflicts(entries)
+    check_entries(entries, list(accounts))
+    numbers = {}
+    for key in ("client_alive_interval", "client_alive_count_max"):
+        value = params.get(key)
+        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 3600:
+            raise DeclarationError(key, "must be a whole number from 1 to 3600")
+        numbers[key] = value
+    return ServerDeclaration(accounts, tuple(entries), _client_set(params.get("managed_clients"), "managed_clients"),
+                             _client_set(params.get("known_clients"), "known_clients"),
+                             parse_dropin(params.get("sshd_dropin")), reaper=bool(params.get("reaper", True)),
+                             absent=params.get("state") == "absent", **numbers)
+
+
+# --- authorized_keys, merged and read back ----------------------------------------------------------------
+
+
+def merge_authorized_keys(current: str | None, entries: list[Entry], managed: frozenset | None,
+                          known: frozenset | None, remove_all: bool = False) -> tuple[str, list[str]]:
+    """An account's authorized_keys: our entries for MANAGED clients replaced by ENTRIES, others' kept (unless
+    their client is not KNOWN), lines we did not write kept as they are. Returns (content, our labels)."""
+    foreign, ours = [], {}
+    for line in (current or "").splitlines():
+        label = entry_label(line)
+        if label is None:
+            foreign.append(line)
             continue
-        key_type = key_type or facts.get("ansible_ssh_host_key_ecdsa_public_keytype") or "ecdsa-sha2-nistp256"
-        line = f"{known_hosts_name(host, port)} {key_type} {key}"
-        if KNOWN_HOSTS_RE.fullmatch(line):
-            lines.append(line)
-    return lines
+        client = label.partition("/")[0]
+        if not remove_all and (managed is None or client not in managed) and (known is None or client in known):
+            ours[label] = line
+    if not remove_all:
+        for entry in entries:
+            ours[entry.label.partition(":")[2]] = render_key_line(entry)
+    lines = foreign + [ours[label] for label in sorted(ours)]
+    return "".join(f"{line}\n" for line in lines), sorted(ours)
+
+
+def authorized_listens(text: str | None) -> list[dict]:
+    """The remote forward binds our entries in an authorized_keys text permit (the sentinel left out)."""
+    found = []
+    for line in (text or "").splitlines():
+        label = entry_label(line)
+        if label is None:
+            continue
+        for listen in re.findall(r'permitlisten="([^"]+)"', line.split()[0]):
+            if listen != SENTINEL:
+                found.append({"entry": label, "listen": listen})
+    return found
+
+
+def dropin_accounts(text: str | None) -> set[str]:
+    """The accounts a drop-in we rendered restricts (they keep being cleaned after they leave the declaration)."""
+    return set(re.findall(r"^Match User (\S+)$", text or "", re.MULTILINE))
+
+
+def render_reaper_unit(accounts: list[str]) -> str:
+    return "\n".join([
+        "# Managed by netreach.tunnels.tunnel_server; local changes are overwritten.",
+        "[Unit]",
+        "Description=netreach: hand remote forwards of stale tunnel sessions to reconnecting ones",
+        "After=ssh.service",
+        "",
+        "[Service]",
+        f"ExecStart=/usr/bin/python3 {HELPER_DIR}/tunnel-reaper {' '.join(sorted(accounts))}",
+        "Restart=always",
+        "RestartSec=1",
+        "",
+        "[Install]",
+        "WantedBy=multi-user.target",
+        "",
+    ])

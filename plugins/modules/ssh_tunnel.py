@@ -30,7 +30,9 @@ options:
     type: str
     default: tunnel
   identity_file:
-    description: Private key; an ed25519 key is created if missing, 0600, owned by O(run_as).
+    description:
+      - Private key. Default C(/etc/netreach/tunnels/NAME/id_ed25519), an ed25519 key created if missing, 0600,
+        owned by O(run_as). Any other path is read only (see the notes).
     type: path
   known_hosts:
     description:
@@ -43,45 +45,6 @@ options:
     description: ProxyJump chain, each C([user@]host[:port]), first hop first.
     type: list
     elements: str
-    default: []
-  proxy:
-    description: HTTP CONNECT or SOCKS5 proxy for the first hop.
-    type: dict
-    suboptions:
-      type:
-        description: Proxy protocol.
-        type: str
-        choices: [http, socks5]
-        default: http
-      host:
-        description: Proxy host.
-        type: str
-        required: true
-      port:
-        description: Proxy port.
-        type: int
-        required: true
-      username:
-        description: Proxy user name.
-        type: str
-      password:
-        description: Proxy password, kept in a 0600 file read by the proxy helper.
-        type: str
-  local_forwards:
-    description: C(-L) forwards, as ssh's C([bind_address:]port:host:hostport) or dicts with the keys
-      C(bind_address), C(port), C(host), C(host_port).
-    type: list
-    elements: raw
-    default: []
-  remote_forwards:
-    description: C(-R) forwards, same shapes as O(local_forwards).
-    type: list
-    elements: raw
-    default: []
-  dynamic_forwards:
-    description: C(-D) SOCKS forwards, as C([bind_address:]port) or dicts with C(bind_address) and C(port).
-    type: list
-    elements: raw
     default: []
   engine:
     description: C(ssh) (systemd supervises C(ssh -N)) or C(autossh).
@@ -126,13 +89,17 @@ options:
     description: With O(state=absent), also remove the identity file.
     type: bool
     default: false
-attributes:
-  check_mode:
-    description: Reports what would change and changes nothing.
-    support: full
-  diff_mode:
-    description: Shows the rendered ssh_config, known_hosts and unit before and after; secrets are never shown.
-    support: full
+extends_documentation_fragment:
+  - netreach.tunnels.proxy
+  - netreach.tunnels.forwards
+  - netreach.tunnels.attributes
+notes:
+  - The proxy password, if any, lives only in C(/etc/netreach/tunnels/NAME/proxy_auth) (0600, owned by O(run_as)),
+    read by the proxy helper.
+  - An O(identity_file) outside C(/etc/netreach/tunnels/NAME/) is yours; the module only reads it (and its C(.pub))
+    and never creates, chowns or removes it; it must exist and be readable by O(run_as).
+  - O(state=absent) validates O(name) exactly as every other state; it removes only the unit
+    C(netreach-tunnel@NAME.service) and the files in C(/etc/netreach/tunnels/NAME/), never following a symbolic link.
 """
 
 EXAMPLES = r"""
@@ -175,8 +142,22 @@ forwards:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel import TunnelError, parse_tunnel, ssh_command
-from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_apply import TunnelHost
+
+from ansible_collections.netreach.tunnels.plugins.module_utils._declaration import (
+    DeclarationError,
+    proxy_argument_spec,
+)
+from ansible_collections.netreach.tunnels.plugins.module_utils._engine import Plan
+from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel import (
+    PROXY_TYPES,
+    forwards_argument_spec,
+    parse_request,
+    unit_name,
+)
+from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_apply import plan_removal, plan_tunnel, public_key
+from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_render import ssh_command
+
+STATES = ["started", "stopped", "restarted", "present", "absent"]
 
 
 def main() -> None:
@@ -189,16 +170,7 @@ def main() -> None:
             identity_file=dict(type="path"),
             known_hosts=dict(type="list", elements="str", default=[]),
             jump_hosts=dict(type="list", elements="str", default=[]),
-            proxy=dict(type="dict", options=dict(
-                type=dict(type="str", choices=["http", "socks5"], default="http"),
-                host=dict(type="str", required=True),
-                port=dict(type="int", required=True),
-                username=dict(type="str"),
-                password=dict(type="str", no_log=True),
-            )),
-            local_forwards=dict(type="list", elements="raw", default=[]),
-            remote_forwards=dict(type="list", elements="raw", default=[]),
-            dynamic_forwards=dict(type="list", elements="raw", default=[]),
+            proxy=proxy_argument_spec(PROXY_TYPES),
             engine=dict(type="str", choices=["ssh", "autossh"], default="ssh"),
             keepalive_interval=dict(type="int", default=5),
             keepalive_count_max=dict(type="int", default=3),
@@ -206,30 +178,27 @@ def main() -> None:
             restart_delay=dict(type="int", default=1),
             restart_max_delay=dict(type="int", default=30),
             run_as=dict(type="str", default="netreach-tunnel"),
-            state=dict(type="str", choices=["started", "stopped", "restarted", "present", "absent"], default="started"),
+            state=dict(type="str", choices=STATES, default="started"),
             enabled=dict(type="bool", default=True),
             remove_key=dict(type="bool", default=False),
+            **forwards_argument_spec(),
         ),
-        required_if=[("state", "started", ["server"]), ("state", "stopped", ["server"]),
-                     ("state", "restarted", ["server"]), ("state", "present", ["server"])],
+        required_if=[("state", state, ["server"]) for state in STATES if state != "absent"],
         supports_check_mode=True,
     )
     params = module.params
-    host = TunnelHost(module)
-    if params["state"] == "absent":
-        host.remove(params["name"], params["remove_key"])
-        module.exit_json(**host.result(unit=f"netreach-tunnel@{params['name']}.service"))
     try:
-        tunnel = parse_tunnel(params)
-    except TunnelError as exc:
+        request = parse_request(params)
+    except DeclarationError as exc:
         module.fail_json(msg=str(exc), field=exc.field)
-    host.apply(tunnel, params["state"], params["enabled"])
-    module.exit_json(**host.result(
-        unit=tunnel.unit,
-        command=ssh_command(tunnel),
-        public_key=host.public_key(tunnel),
-        forwards=[fwd.as_dict() for fwd in tunnel.forwards],
-    ))
+    plan = Plan(module, secrets=[(params.get("proxy") or {}).get("password")])
+    if isinstance(request, str):
+        plan_removal(plan, request, params["remove_key"])
+        module.exit_json(**plan.commit(unit=unit_name(request)))
+    plan_tunnel(plan, request, params["state"], params["enabled"])
+    result = plan.commit(unit=request.unit, command=ssh_command(request),
+                         forwards=[fwd.as_dict() for fwd in request.forwards])
+    module.exit_json(public_key=public_key(plan, request.identity), **result)
 
 
 if __name__ == "__main__":

@@ -32,13 +32,8 @@ options:
     description: How many of the unit's last journal lines are searched for the last error.
     type: int
     default: 50
-attributes:
-  check_mode:
-    description: Runs the same in check mode; it never changes anything.
-    support: full
-  diff_mode:
-    description: Nothing to show; the module changes nothing.
-    support: none
+extends_documentation_fragment:
+  - netreach.tunnels.attributes.info
 """
 
 EXAMPLES = r"""
@@ -83,14 +78,8 @@ server_listens:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.netreach.tunnels.plugins.module_utils import _tunnel_info as info
-
-
-def unit_properties(module, unit: str) -> dict:
-    rc, out, dummy = module.run_command(["systemctl", "show", unit, "--timestamp=unix",
-                                         "--property=ActiveState,SubState,NRestarts,UnitFileState,ActiveEnterTimestamp"])
-    props = dict(line.split("=", 1) for line in out.splitlines() if "=" in line) if rc == 0 else {}
-    return props
+from ansible_collections.netreach.tunnels.plugins.module_utils._engine import Plan
+from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_info import collect
 
 
 def main() -> None:
@@ -103,41 +92,7 @@ def main() -> None:
         ),
         supports_check_mode=True,
     )
-    params = module.params
-    sockets = info.listening_sockets()
-    tunnels = []
-    for name in info.tunnel_names():
-        if params["names"] and name not in params["names"]:
-            continue
-        unit = f"netreach-tunnel@{name}.service"
-        props = unit_properties(module, unit)
-        server, jumps, forwards = info.read_forwards(name)
-        state = props.get("ActiveState", "unknown")
-        since = info.parse_unix_timestamp(props.get("ActiveEnterTimestamp", "")) if state == "active" else None
-        rc, journal, dummy = module.run_command(["journalctl", "--no-pager", "-o", "cat", "-n",
-                                                 str(params["journal_lines"]), "-u", unit])
-        healthy = state == "active"
-        for forward in forwards:
-            if forward["kind"] == "remote":
-                forward.update(listening=None, probe_ok=None, probe="listens on the server")
-                continue
-            forward["listening"] = info.is_listening(forward["listen"], sockets)
-            if params["probe"]:
-                forward["probe_ok"], forward["probe"] = info.probe(forward["kind"], forward["listen"], params["probe_timeout"])
-            else:
-                forward["probe_ok"], forward["probe"] = None, "not probed"
-            healthy = healthy and forward["listening"] and forward["probe_ok"] is not False
-        tunnels.append(dict(
-            name=name, unit=unit, server=server, jump_hosts=jumps, state=state, sub_state=props.get("SubState", ""),
-            enabled=props.get("UnitFileState") == "enabled", since=since, uptime_seconds=info.uptime(since),
-            restarts=int(props.get("NRestarts", "0") or 0), last_error=info.last_error(journal if rc == 0 else ""),
-            forwards=forwards, healthy=healthy,
-        ))
-    server_listens = []
-    for entry in info.server_listens():
-        entry["listening"] = info.is_listening(entry["listen"], sockets)
-        server_listens.append(entry)
-    module.exit_json(changed=False, tunnels=tunnels, server_listens=server_listens)
+    module.exit_json(**collect(Plan(module), module.params))
 
 
 if __name__ == "__main__":

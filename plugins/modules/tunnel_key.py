@@ -19,19 +19,18 @@ options:
     type: str
     required: true
   identity_file:
-    description: Private key path; default C(/etc/netreach/tunnels/NAME/id_ed25519).
+    description: Private key path; default C(/etc/netreach/tunnels/NAME/id_ed25519), the only path where a key is
+      created. Any other path must exist already (see the notes).
     type: path
   run_as:
     description: User the tunnel runs as, owner of the key.
     type: str
     default: netreach-tunnel
-attributes:
-  check_mode:
-    description: Reports whether the key or user would be created and creates nothing.
-    support: full
-  diff_mode:
-    description: Names the key and user that are created; never shows key material.
-    support: full
+extends_documentation_fragment:
+  - netreach.tunnels.attributes
+notes:
+  - An O(identity_file) outside C(/etc/netreach/tunnels/NAME/) is yours; the module only reads its C(.pub) and
+    never creates, chowns or removes it.
 """
 
 EXAMPLES = r"""
@@ -56,8 +55,10 @@ identity_file:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel import TunnelError, parse_tunnel
-from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_apply import TunnelHost
+from ansible_collections.netreach.tunnels.plugins.module_utils._declaration import DeclarationError
+from ansible_collections.netreach.tunnels.plugins.module_utils._engine import Plan
+from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel import parse_identity
+from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_apply import plan_key, public_key
 
 
 def main() -> None:
@@ -70,15 +71,13 @@ def main() -> None:
         supports_check_mode=True,
     )
     try:
-        # The tunnel model validates the name, key path and user; the forward is only there to satisfy it.
-        tunnel = parse_tunnel(dict(module.params, server="localhost", user="tunnel", local_forwards=["1:localhost:1"],
-                                   keepalive_interval=5, keepalive_count_max=3, connect_timeout=10,
-                                   restart_delay=1, restart_max_delay=30))
-    except TunnelError as exc:
+        identity = parse_identity(module.params)
+    except DeclarationError as exc:
         module.fail_json(msg=str(exc), field=exc.field)
-    host = TunnelHost(module)
-    host.ensure_key_only(tunnel)
-    module.exit_json(**host.result(public_key=host.public_key(tunnel), identity_file=tunnel.identity_file))
+    plan = Plan(module)
+    plan_key(plan, identity)
+    result = plan.commit(identity_file=identity.path)
+    module.exit_json(public_key=public_key(plan, identity), **result)
 
 
 if __name__ == "__main__":

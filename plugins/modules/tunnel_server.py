@@ -54,7 +54,8 @@ options:
     type: int
     default: 3
   sshd_dropin:
-    description: Path of the sshd drop-in; the main sshd_config must include it.
+    description: Path of the sshd drop-in, a C(.conf) file directly in C(/etc/ssh/sshd_config.d/); the main
+      sshd_config must include that directory.
     type: path
     default: /etc/ssh/sshd_config.d/50-netreach-tunnels.conf
   reaper:
@@ -66,16 +67,15 @@ options:
     type: str
     choices: [present, absent]
     default: present
-attributes:
-  check_mode:
-    description: Reports what would change and changes nothing (sshd is not validated or reloaded).
-    support: full
-  diff_mode:
-    description: Shows the authorized_keys files and the drop-in before and after.
-    support: full
+extends_documentation_fragment:
+  - netreach.tunnels.attributes
 notes:
   - A dynamic forward (C(-D)) lets its key open any destination on the server, which C(permitopen) cannot narrow;
     the filter refuses it unless the tunnel sets C(server_allow_dynamic=true).
+  - Each account's C(authorized_keys) is C(~/.ssh/authorized_keys) of its home; a symbolic C(~/.ssh) or
+    C(authorized_keys) is refused, never followed. O(accounts) and O(sshd_dropin) are validated alike for
+    O(state=present) and O(state=absent).
+  - In check mode, an account that does not exist yet (the role creates it in the same run) is reported as a change.
 """
 
 EXAMPLES = r"""
@@ -103,14 +103,17 @@ sshd_dropin:
   type: str
   sample: /etc/ssh/sshd_config.d/50-netreach-tunnels.conf
 sshd_reloaded:
-  description: Whether sshd was reloaded.
+  description: Whether sshd was reloaded (in check mode, whether it would be).
   returned: success
   type: bool
 """
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_server_apply import apply
+from ansible_collections.netreach.tunnels.plugins.module_utils._declaration import DeclarationError
+from ansible_collections.netreach.tunnels.plugins.module_utils._engine import Plan
+from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_server import parse_server
+from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_server_apply import plan_server
 
 
 def main() -> None:
@@ -128,10 +131,13 @@ def main() -> None:
         ),
         supports_check_mode=True,
     )
-    for key in ("client_alive_interval", "client_alive_count_max"):
-        if not 1 <= module.params[key] <= 3600:
-            module.fail_json(msg=f"{key}: must be a whole number from 1 to 3600", field=key)
-    module.exit_json(**apply(module, module.params))
+    try:
+        server = parse_server(module.params)
+    except DeclarationError as exc:
+        module.fail_json(msg=str(exc), field=exc.field)
+    plan = Plan(module)
+    extra = plan_server(plan, server)
+    module.exit_json(**plan.commit(**extra))
 
 
 if __name__ == "__main__":

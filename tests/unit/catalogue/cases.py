@@ -11,9 +11,9 @@ from ansible_collections.netreach.tunnels.plugins.module_utils._engine import Co
 from ansible_collections.netreach.tunnels.plugins.module_utils._proxy import TARGETS, parse_proxy_settings, parse_targets
 from ansible_collections.netreach.tunnels.plugins.module_utils._session import SessionError, parse_name, parse_session
 from ansible_collections.netreach.tunnels.plugins.module_utils._session_apply import session_targets
-from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel import parse_tunnel
-from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_server import client_entries
-from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_server_apply import parse_entries
+from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel import parse_identity, parse_request
+from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_fleet import client_entries
+from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_server import parse_entries, parse_server
 
 TUNNEL = dict(
     name="news", server="newshost.example.org", port=22, user="tunnel", run_as="netreach-tunnel",
@@ -237,10 +237,39 @@ class ConfinedPlan:
             raise SessionError(exc.field, exc.message) from None
 
 
+# tunnels: hostile names and paths in every state (absent validates exactly as present: issue 13)
+HOSTILE_NAMES = ["../../../root/.ssh", ".", "..", "../tunnels", " ../x", "a/b", "/etc/passwd", "../../../srv/x"]
+TUNNEL_STATES = ["started", "stopped", "restarted", "present", "absent"]
+SERVER = dict(accounts=["tunnel"], entries=[ENTRY], managed_clients=None, known_clients=None, client_alive_interval=15,
+              client_alive_count_max=3, sshd_dropin="/etc/ssh/sshd_config.d/50-netreach-tunnels.conf", reaper=True)
+for state in TUNNEL_STATES:
+    for bad in HOSTILE_NAMES:
+        CASES.append(("ssh_tunnel", {**TUNNEL, "name": bad, "state": state, "remove_key": True}, "name"))
+for bad in HOSTILE_NAMES:
+    CASES.append(("tunnel_key", {"name": bad, "identity_file": None, "run_as": "netreach-tunnel"}, "name"))
+for bad in ["relative/key", "/etc/../root/.ssh/id_ed25519", "/etc/netreach/tunnels/news/./id", "/etc/key\n", "/"]:
+    CASES.append(("tunnel_key", {"name": "news", "identity_file": bad, "run_as": "netreach-tunnel"}, "identity_file"))
+for bad in ["", "Root", "../x", "a b"]:
+    CASES.append(("tunnel_key", {"name": "news", "identity_file": None, "run_as": bad}, "run_as"))
+for state in ("present", "absent"):
+    for bad in ["root", "../../root", "a/b", "..", " ../x", "/etc", ""]:
+        CASES.append(("tunnel_server", {**SERVER, "state": state, "accounts": [bad]}, "accounts"))
+    for bad in ["/etc/ssh/sshd_config.d/../../x.conf", "/etc/passwd", "/root/.ssh/authorized_keys",
+                "/etc/ssh/sshd_config.d/x", "/etc/ssh/sshd_config.d/sub/x.conf", "/etc/ssh/sshd_config.d/.conf"]:
+        CASES.append(("tunnel_server", {**SERVER, "state": state, "sshd_dropin": bad}, "sshd_dropin"))
+    for bad in HOSTILE_NAMES[:6]:
+        CASES.append(("tunnel_server", {**SERVER, "state": state, "entries": [{**ENTRY, "account": bad}]},
+                      "entries[0].account"))
+        CASES.append(("tunnel_server", {**SERVER, "state": state, "entries": [{**ENTRY, "tunnel": bad}]},
+                      "entries[0].tunnel"))
+
+
 def run_case(module: str, params: dict):
     """Feed one row to the parser its module (or the role's filter) runs first."""
     if module == "ssh_tunnel":
-        return parse_tunnel(params)
+        return parse_request(params)
+    if module == "tunnel_key":
+        return parse_identity(params)
     if module == "nat_rules":
         return parse_nat(params)
     if module == "client_proxy":
@@ -255,6 +284,7 @@ def run_case(module: str, params: dict):
             return session_targets(ConfinedPlan(), {"format": fmt, "name": params["name"], **params}, "/root")
         return parse_session(params, fmt) if params.get("state", "present") == "present" else None
     if module == "tunnel_server":
-        return parse_entries([params])
+        # A whole module call (with its accounts), or one entry among valid ones.
+        return parse_server(params) if "accounts" in params else parse_entries([params])
     return client_entries("laptop", params["tunnels"], {}, {"news": ENTRY["public_key"], "socks": ENTRY["public_key"]},
                           "bastion")

@@ -45,9 +45,8 @@ from ansible_collections.netreach.tunnels.plugins.module_utils._session import (
     render_putty_reg,
     render_winscp_section,
 )
-from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel import (
-    TunnelError,
-    parse_tunnel,
+from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel import TunnelError, parse_tunnel
+from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_render import (
     render_known_hosts,
     render_ssh_config,
     render_unit,
@@ -55,10 +54,10 @@ from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel import (
 from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_helpers import PROXY_CONNECT
 from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_server import (
     account_policies,
+    parse_entries,
     render_key_line,
     render_sshd_dropin,
 )
-from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_server_apply import parse_entries
 
 # Line breaks of every kind, the delimiters of every format we write, and a few characters that need escaping.
 HOSTILE = st.text(alphabet=st.sampled_from(list("ab1:/@.[]\"'=;#,% \t\r\n\\$`{}*-") + ["\x00", "\x0b", "\x85",

@@ -11,6 +11,8 @@ from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel import (
     parse_forward,
     parse_hop,
     parse_tunnel,
+)
+from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_render import (
     render_ssh_config,
     render_unit,
     ssh_command,

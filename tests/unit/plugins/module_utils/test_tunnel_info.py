@@ -3,15 +3,16 @@ from __future__ import annotations
 import socket
 
 from ansible_collections.netreach.tunnels.plugins.module_utils import _tunnel_info as info
+from ansible_collections.netreach.tunnels.plugins.module_utils._engine import Plan
+from fakehost import FakeModule
 
 
-def test_read_forwards_takes_server_jumps_and_forwards_from_the_tunnels_ssh_config(tmp_path, monkeypatch):
-    (tmp_path / "news").mkdir()
-    (tmp_path / "news" / "ssh_config").write_text(
+def test_read_forwards_takes_server_jumps_and_forwards_from_the_tunnels_ssh_config(tmp_path):
+    (tmp_path / "etc/netreach/tunnels/news").mkdir(parents=True)
+    (tmp_path / "etc/netreach/tunnels/news/ssh_config").write_text(
         "Host netreach-news-hop0\n    HostName bastion\n\nHost netreach-news\n    HostName newshost\n"
         "    LocalForward 12345 localhost:119\n    DynamicForward 127.0.0.1:3128\n    RemoteForward 2222 localhost:22\n")
-    monkeypatch.setattr(info, "CONFIG_DIR", str(tmp_path))
-    server, jumps, forwards = info.read_forwards("news")
+    server, jumps, forwards = info.read_forwards(Plan(FakeModule(tmp_path)), "news")
     assert (server, jumps) == ("newshost", ["bastion"])
     assert [f["kind"] for f in forwards] == ["local", "dynamic", "remote"]
     assert forwards[0] == {"kind": "local", "listen": "12345", "target": "localhost:119"}
@@ -46,7 +47,7 @@ def test_this_hosts_listening_sockets_are_read_from_proc():
     server.bind(("127.0.0.1", 0))
     server.listen(1)
     try:
-        assert ("127.0.0.1", server.getsockname()[1]) in info.listening_sockets()
+        assert ("127.0.0.1", server.getsockname()[1]) in info.listening_sockets(Plan(FakeModule("/")))
     finally:
         server.close()
 

@@ -7,17 +7,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel import TunnelError, listens_overlap
+from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_fleet import client_entries, known_hosts_lines
 from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_server import (
     SENTINEL,
     account_policies,
     check_listen_conflicts,
-    client_entries,
     entry_label,
-    known_hosts_lines,
+    parse_entries,
     render_key_line,
     render_sshd_dropin,
 )
-from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_server_apply import parse_entries
 
 KEYS = {name: f"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI{name.upper()} netreach-tunnel-{name}"
         for name in ("seed", "third", "socks", "reverse", "wide")}
@@ -160,7 +159,7 @@ def test_check_mode_on_fresh_clients_skips_tunnels_whose_key_does_not_exist_yet(
 
 
 def test_entries_must_use_a_declared_account_and_no_key_twice():
-    from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_server_apply import check_entries
+    from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_server import check_entries
     entries = entries_for("bastion")
     with pytest.raises(TunnelError, match="dedicated accounts only") as info:
         check_entries(entries, ["other"])

@@ -1,0 +1,69 @@
+# Copyright: netreach developers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The proxy option, written once for every module that takes it (argspec: _declaration.proxy_argument_spec).
+
+netreach.tunnels.proxy: types http and socks5; netreach.tunnels.proxy.socks4: http, socks5 and socks4.
+"""
+
+from __future__ import annotations
+
+
+class ModuleDocFragment:
+    # Two literal texts: ansible-test reads doc fragments as constants, so they cannot be built from one.
+    DOCUMENTATION = r"""
+options:
+  proxy:
+    description:
+      - The proxy on the way to the first SSH hop, as a dict (a proxy URL does not fit here).
+      - A password is never shown in a diff, a log or a process list.
+    type: dict
+    suboptions:
+      type:
+        description: Proxy protocol.
+        type: str
+        choices: [http, socks5]
+        default: http
+      host:
+        description: Proxy host name or address (an IPv6 address with or without brackets).
+        type: str
+        required: true
+      port:
+        description: Proxy port.
+        type: int
+        required: true
+      username:
+        description: Proxy user name (C(DOMAIN\user) is fine; no C(:)).
+        type: str
+      password:
+        description: Proxy password; needs O(proxy.username).
+        type: str
+"""
+
+    SOCKS4 = r"""
+options:
+  proxy:
+    description:
+      - The proxy on the way to the first SSH hop, as a dict (a proxy URL does not fit here).
+      - A password is never shown in a diff, a log or a process list.
+    type: dict
+    suboptions:
+      type:
+        description: Proxy protocol.
+        type: str
+        choices: [http, socks5, socks4]
+        default: http
+      host:
+        description: Proxy host name or address (an IPv6 address with or without brackets).
+        type: str
+        required: true
+      port:
+        description: Proxy port.
+        type: int
+        required: true
+      username:
+        description: Proxy user name (C(DOMAIN\user) is fine; no C(:)).
+        type: str
+      password:
+        description: Proxy password; needs O(proxy.username).
+        type: str
+"""
