@@ -171,8 +171,16 @@ snapshot = {
     "unit_files": run("systemctl", "list-unit-files", "--plain", "--no-legend", "--no-pager"),
     "nft": run("nft", "list", "ruleset"),
 }
-text = json.dumps(snapshot, sort_keys=True)
-print(hashlib.sha256(text.encode()).hexdigest() if digest else text)
+def sha(value):
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:16]
+if digest:
+    # One short digest per part (and per tree of the file part), so a difference says where it is.
+    parts = {name: sha(value) for name, value in snapshot.items() if name != "etc"}
+    for top in ("/etc", "/root", "/home", "/srv", "/run/netreach"):
+        parts[top] = sha({p: v for p, v in paths.items() if p == top or p.startswith(top + "/")})
+    print(" ".join("%s=%s" % item for item in sorted(parts.items())))
+else:
+    print(json.dumps(snapshot, sort_keys=True))
 """
 
 # Paths under /etc that a snapshot leaves out. Empty on purpose: on the lab images nothing under /etc changes by
@@ -202,7 +210,8 @@ def snapshot(host) -> dict:
 
 
 def snapshot_digest(host) -> str:
-    """The sha256 of HOST's snapshot: equal digests, equal snapshots."""
+    """Short sha256 digests of each part of HOST's snapshot ("nft=... units=... /etc=..."): equal digests, equal
+    snapshots; a difference names the part."""
     command = snapshot_command("--digest")
     result = host.run(" ".join(["%s"] * len(command)), *command)
     assert result.rc == 0, f"snapshot failed: {result.stderr}"
