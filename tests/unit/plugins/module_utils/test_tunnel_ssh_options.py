@@ -150,3 +150,51 @@ def test_real_ssh_accepts_the_rendered_config(tmp_path_factory, options, aes_har
         assert effective["ciphers"] == AES_CIPHERS
     if "ConnectionAttempts" in options:
         assert effective["connectionattempts"] == options["ConnectionAttempts"]
+
+
+def _plan_ssh_config(tmp_path, cpuinfo: str | None, options: dict, check: bool = False) -> tuple[dict, str | None]:
+    """Plan BASE (no jump hosts) with OPTIONS against a fake root whose /proc/cpuinfo holds CPUINFO."""
+    from ansible_collections.netreach.tunnels.plugins.module_utils import _tunnel_apply as apply
+    from ansible_collections.netreach.tunnels.plugins.module_utils._engine import Plan
+    from fakehost import FakeModule
+
+    if cpuinfo is not None:
+        (tmp_path / "proc").mkdir(exist_ok=True)
+        (tmp_path / "proc" / "cpuinfo").write_text(cpuinfo)
+    answers = {("systemctl", "show"): (0, "inactive\n", ""), ("systemctl", "is-enabled"): (1, "", ""),
+               ("ssh-keygen",): (0, "", "")}
+    module = FakeModule(tmp_path, check_mode=check, answers=answers)
+    plan = Plan(module)
+    tunnel = parse_tunnel({**BASE, "jump_hosts": [], "run_as": "root", "identity_file": "/etc/key",
+                           "ssh_options": options})
+    apply.plan_tunnel(plan, tunnel, "present", False)
+    result = plan.commit()
+    path = tmp_path / "etc" / "netreach" / "tunnels" / "news" / "ssh_config"
+    return result, path.read_text() if path.exists() else None
+
+
+@pytest.mark.parametrize(("cpuinfo", "expected"), [(X86, f"    Ciphers {AES_CIPHERS}\n"), (ARM, f"    Ciphers {AES_CIPHERS}\n"),
+                                                   (NO_AES, None), (None, None)])
+def test_the_plan_reads_the_clients_cpu_for_the_cipher_order(tmp_path, cpuinfo, expected):
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc" / "key").write_text("key\n")
+    (tmp_path / "etc" / "key.pub").write_text("ssh-ed25519 AAAA\n")
+    checked, text = _plan_ssh_config(tmp_path, cpuinfo, {}, check=True)
+    assert checked["changed"] and text is None
+    applied, text = _plan_ssh_config(tmp_path, cpuinfo, {})
+    assert applied["changed"] and (expected in text if expected else "Ciphers" not in text)
+    again, _text = _plan_ssh_config(tmp_path, cpuinfo, {})
+    assert not again["changed"]
+    # an ssh_options Ciphers wins over the CPU's order, and changes the file
+    changed, text = _plan_ssh_config(tmp_path, cpuinfo, {"Ciphers": "aes128-gcm@openssh.com"})
+    assert changed["changed"] and text.count("Ciphers") == 1 and "    Ciphers aes128-gcm@openssh.com\n" in text
+
+
+def test_the_role_merges_default_ssh_options_under_each_tunnels():
+    from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_fleet import client_declaration
+
+    defaults = {"ssh_options": {"IPQoS": "af21 cs1", "Ciphers": "aes256-ctr"}}
+    tunnels = [{"name": "a", "ssh_options": {"Ciphers": "aes128-gcm@openssh.com"}}, {"name": "b"}]
+    assert client_declaration(tunnels, "a", defaults)["ssh_options"] == {"IPQoS": "af21 cs1",
+                                                                          "Ciphers": "aes128-gcm@openssh.com"}
+    assert client_declaration(tunnels, "b", defaults)["ssh_options"] == defaults["ssh_options"]
