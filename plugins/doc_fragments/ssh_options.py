@@ -10,7 +10,7 @@ class ModuleDocFragment:
 options:
   ssh_options:
     description:
-      - Extra ssh_config keywords for every hop of the tunnel, for example C({Ciphers: aes128-gcm@openssh.com}).
+      - "Extra ssh_config keywords for every hop of the tunnel, for example C({Ciphers: aes128-gcm@openssh.com})."
       - Allowed keywords (matched case-insensitively, written as ssh spells them) and their values
         C(Ciphers), C(MACs), C(KexAlgorithms), C(HostKeyAlgorithms), C(PubkeyAcceptedAlgorithms),
         C(CASignatureAlgorithms) (a comma-separated list of algorithm names, optionally prefixed by C(+), C(-) or
