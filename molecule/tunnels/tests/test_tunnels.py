@@ -219,7 +219,7 @@ def negotiated_cipher(host: Host, tunnel: str) -> str:
 @pytest.mark.parametrize("client", CLIENTS)
 def test_ssh_options_cipher_carries_traffic_and_is_negotiated(client):
     host = lab_host(client)
-    wait_for_banner(client, 12350, "cipher")
+    wait_for_banner(client, 12360, "cipher")
     effective = host.check_output("ssh -G -F /etc/netreach/tunnels/cipher/ssh_config netreach-cipher")
     assert "ciphers aes128-gcm@openssh.com\n" in effective + "\n", effective
     assert negotiated_cipher(host, "cipher") == "aes128-gcm@openssh.com"
