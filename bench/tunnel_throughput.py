@@ -63,7 +63,7 @@ def start_paths(lab: Lab) -> dict[str, tuple[str, int]]:
     return paths
 
 
-def report(rows: dict, tunnel_cipher: str, system_default: str, trials: dict) -> None:
+def report(rows: dict, tunnel_cipher: str, system_default: str, trials: dict, load: tuple[float, float]) -> None:
     plain = {name: rate for name, rate in rows.items() if name.startswith("plain")}
     fastest = max(plain, key=plain.get)
     ratio = rows[TUNNEL] / plain[fastest]
@@ -75,7 +75,7 @@ def report(rows: dict, tunnel_cipher: str, system_default: str, trials: dict) ->
     save_results("tunnel_throughput", {"size_mb": SIZE_MB, "trials": TRIALS, "mb_per_s": rows, "trials_mb_per_s": trials,
                                        "tunnel_cipher": tunnel_cipher, "ssh_default_cipher": system_default,
                                        "fastest_plain": fastest, "tunnel_vs_fastest": round(ratio, 3),
-                                       "sandboxed_vs_unsandboxed": round(sandbox, 3)})
+                                       "sandboxed_vs_unsandboxed": round(sandbox, 3), "load_average_1min": load})
     plots.throughput()
     notes = [
         "",
@@ -89,6 +89,8 @@ def report(rows: dict, tunnel_cipher: str, system_default: str, trials: dict) ->
         "because the client's CPU has AES instructions (`aes` in /proc/cpuinfo).",
         "- The trials go round-robin over every path (all up at once), so a change of load on the shared 2-core "
         "machine hits all paths alike; the raw figures of every trial are in `bench/results/tunnel_throughput.json`.",
+        f"- Load average (1 min) of the machine when the trials began and ended: {load[0]:.1f}, {load[1]:.1f} "
+        "(2 cores; anything above the lab's own few containers is other work sharing them).",
     ]
     write_section("Tunnel throughput", f"{SIZE_MB} MB of zeros sent with nc from client to server container, median "
                   f"of {TRIALS} (`bench/tunnel_throughput.py`). The netreach tunnel uses its default cipher order, "
@@ -104,13 +106,15 @@ def main() -> int:
         tunnel_cipher = lab.sh(lab.client, f"ssh -G -F {CONFIG} netreach-bench | sed -n 's/^ciphers //p'").split(",")[0]
         system_default = lab.sh(lab.client, f"ssh -G {lab.server} | sed -n 's/^ciphers //p'").split(",")[0]
         trials: dict[str, list[float]] = {name: [] for name in paths}
+        load_before = os.getloadavg()[0]
         for _ in range(TRIALS):
             for name, (host, port) in paths.items():
                 trials[name].append(round(send(lab, host, port), 1))
     finally:
         if not os.environ.get("KEEP_LAB"):
             lab.stop()
-    report({name: statistics.median(rates) for name, rates in trials.items()}, tunnel_cipher, system_default, trials)
+    report({name: statistics.median(rates) for name, rates in trials.items()}, tunnel_cipher, system_default, trials,
+           (round(load_before, 1), round(os.getloadavg()[0], 1)))
     return 0
 
 
