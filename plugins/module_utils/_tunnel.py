@@ -23,6 +23,7 @@ from ansible_collections.netreach.tunnels.plugins.module_utils._declaration impo
     check_user,
     parse_proxy,
 )
+from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_ssh_options import parse_ssh_options
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 # Where a tunnel's files live: CONFIG_ROOT/CONFIG_PARTS/NAME (the engine's root and parts), its unit's prefix.
@@ -92,6 +93,8 @@ class Tunnel:
     restart_delay: int
     restart_max_delay: int
     run_as: str
+    # Extra ssh_config lines (keyword, value) from the ssh_options allow-list.
+    ssh_options: tuple[tuple[str, str], ...] = ()
 
     @property
     def unit(self) -> str:
@@ -339,6 +342,7 @@ def parse_tunnel(params: dict) -> Tunnel:
         forwards=forwards,
         engine=engine,
         run_as=identity.run_as,
+        ssh_options=parse_ssh_options(params.get("ssh_options")),
         **numbers,
     )
 

@@ -26,6 +26,7 @@ from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel import (
     unit_name,
 )
 from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_helpers import HELPERS
+from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_ssh_options import cpu_has_aes
 from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_render import (
     HELPER_DIR,
     parse_ssh_config,
@@ -120,7 +121,9 @@ def _plan_files(plan: Plan, tunnel: Tunnel) -> tuple[bool, bool]:
     plan.directory(helper_target("x").parent, 0o755)
     for helper, content in sorted(HELPERS.items()):
         changed |= plan.file(helper_target(helper), content, 0o755, show=False)
-    changed |= plan.file(directory.child("ssh_config"), render_ssh_config(tunnel), 0o644,
+    # issue 16 (ssh_options branch): the cipher order follows the client's CPU.
+    aes_hardware = cpu_has_aes(plan.read_foreign("/proc/cpuinfo"))
+    changed |= plan.file(directory.child("ssh_config"), render_ssh_config(tunnel, aes_hardware), 0o644,
                          validate=["ssh", "-G", "-F", "%s", f"netreach-{tunnel.name}"])
     changed |= plan.file(directory.child("known_hosts"), render_known_hosts(tunnel), 0o644)
     changed |= plan.file(directory.child("proxy_auth"), render_proxy_auth(tunnel), 0o600, tunnel.run_as, show=False)

@@ -108,4 +108,8 @@ def client_declaration(tunnels: list, name: str, defaults: dict | None = None, p
         if line not in known_hosts:
             known_hosts.append(line)
     params["known_hosts"] = known_hosts
+    # ssh_options of the defaults under the tunnel's own, keyword by keyword (issue 16).
+    options = [(defaults or {}).get("ssh_options"), declared[0].get("ssh_options")]
+    if all(isinstance(item, dict) for item in options):
+        params["ssh_options"] = {**options[0], **options[1]}
     return {key: value for key, value in params.items() if key not in SERVER_ONLY_KEYS}

@@ -13,12 +13,13 @@ from dataclasses import dataclass, field
 
 from ansible_collections.netreach.tunnels.plugins.module_utils._declaration import bracket
 from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel import Tunnel
+from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_ssh_options import config_lines
 
 HELPER_DIR = "/usr/local/lib/netreach"
 FORWARD_KINDS = {"LocalForward": "local", "RemoteForward": "remote", "DynamicForward": "dynamic"}
 
 
-def _common_options(tunnel: Tunnel) -> list[str]:
+def _common_options(tunnel: Tunnel, aes_hardware: bool) -> list[str]:
     return [
         f"User {tunnel.user}",
         f"IdentityFile {tunnel.identity_file}",
@@ -37,6 +38,7 @@ def _common_options(tunnel: Tunnel) -> list[str]:
         "ControlPath none",
         "ForwardAgent no",
         "ForwardX11 no",
+        *config_lines(tunnel.ssh_options, aes_hardware),
     ]
 
 
@@ -49,13 +51,14 @@ def proxy_command(tunnel: Tunnel) -> str:
     return " ".join(args) + " %h %p"
 
 
-def render_ssh_config(tunnel: Tunnel) -> str:
-    """The tunnel's own ssh_config: every hop pinned and non-interactive, the first hop via the proxy."""
+def render_ssh_config(tunnel: Tunnel, aes_hardware: bool = False) -> str:
+    """The tunnel's own ssh_config: every hop pinned and non-interactive, the first hop via the proxy; every
+    hop with the tunnel's ssh_options, and AES-GCM first where the client has AES instructions (AES_HARDWARE)."""
     lines = [f"# Managed by netreach.tunnels.ssh_tunnel for tunnel {tunnel.name}; local changes are overwritten."]
     hop_aliases = [f"netreach-{tunnel.name}-hop{index}" for index in range(len(tunnel.jump_hosts))]
     for index, hop in enumerate(tunnel.jump_hosts):
         lines += ["", f"Host {hop_aliases[index]}", f"    HostName {hop.host}", f"    Port {hop.port}"]
-        options = _common_options(tunnel)
+        options = _common_options(tunnel, aes_hardware)
         if hop.user:
             options[0] = f"User {hop.user}"
         lines += [f"    {option}" for option in options]
@@ -64,7 +67,7 @@ def render_ssh_config(tunnel: Tunnel) -> str:
         elif index > 0:
             lines.append(f"    ProxyJump {hop_aliases[index - 1]}")
     lines += ["", f"Host netreach-{tunnel.name}", f"    HostName {tunnel.server}", f"    Port {tunnel.port}"]
-    lines += [f"    {option}" for option in _common_options(tunnel)]
+    lines += [f"    {option}" for option in _common_options(tunnel, aes_hardware)]
     lines += ["    ExitOnForwardFailure yes", "    SessionType none", "    RequestTTY no"]
     if hop_aliases:
         lines.append(f"    ProxyJump {hop_aliases[-1]}")

@@ -92,6 +92,7 @@ options:
 extends_documentation_fragment:
   - netreach.tunnels.proxy
   - netreach.tunnels.forwards
+  - netreach.tunnels.ssh_options
   - netreach.tunnels.attributes
 notes:
   - The proxy password, if any, lives only in C(/etc/netreach/tunnels/NAME/proxy_auth) (0600, owned by O(run_as)),
@@ -182,6 +183,8 @@ def main() -> None:
             enabled=dict(type="bool", default=True),
             remove_key=dict(type="bool", default=False),
             **forwards_argument_spec(),
+            # issue 16 (ssh_options branch): the escape hatch, documented by the doc fragment ssh_options.
+            ssh_options=dict(type="dict", default={}),
         ),
         required_if=[("state", state, ["server"]) for state in STATES if state != "absent"],
         supports_check_mode=True,

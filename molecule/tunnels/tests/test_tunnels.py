@@ -206,8 +206,32 @@ def test_the_proxy_password_stays_out_of_verbose_and_diff_output():
         labtest.run_module(labtest.container("client"), "netreach.tunnels.ssh_tunnel", {"name": "authproxy2", "state": "absent"})
 
 
+def negotiated_cipher(host: Host, tunnel: str) -> str:
+    """The cipher a fresh ssh with TUNNEL's own ssh_config negotiates with its server (forwards cleared)."""
+    config = f"/etc/netreach/tunnels/{tunnel}/ssh_config"
+    out = host.run(f"runuser -u netreach-tunnel -- timeout 8 ssh -v -F {config} -o ClearAllForwardings=yes "
+                   f"netreach-{tunnel}").stderr
+    found = re.search(r"kex: server->client cipher: (\S+)", out)
+    assert found, f"no cipher in ssh -v of {tunnel}: {out[-2000:]}"
+    return found.group(1)
+
+
 @pytest.mark.parametrize("client", CLIENTS)
-@pytest.mark.parametrize("tunnel", ["seed", "third", "socks", "reverse", "viaproxy", "authproxy"])
+def test_ssh_options_cipher_carries_traffic_and_is_negotiated(client):
+    host = lab_host(client)
+    wait_for_banner(client, 12360, "cipher")
+    effective = host.check_output("ssh -G -F /etc/netreach/tunnels/cipher/ssh_config netreach-cipher")
+    assert "ciphers aes128-gcm@openssh.com\n" in effective + "\n", effective
+    assert negotiated_cipher(host, "cipher") == "aes128-gcm@openssh.com"
+    # Without ssh_options, a client with AES instructions prefers AES-GCM (the lab shares the host's CPU).
+    has_aes = host.run("grep -qwE '^(flags|Features).*aes' /proc/cpuinfo").rc == 0
+    default = host.check_output("ssh -G -F /etc/netreach/tunnels/third/ssh_config netreach-third | sed -n 's/^ciphers //p'")
+    assert default.startswith("aes256-gcm@openssh.com,") == has_aes, default
+    print(f"{client}: cipher tunnel negotiated aes128-gcm@openssh.com; third prefers {default.split(',')[0]}")
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+@pytest.mark.parametrize("tunnel", ["seed", "third", "socks", "reverse", "viaproxy", "authproxy", "cipher"])
 def test_every_tunnel_runs_as_an_enabled_unit(client, tunnel):
     # After the traffic above, every unit is up; enabled is what brings it back after a reboot.
     service = lab_host(client).service(unit(tunnel))

@@ -263,6 +263,26 @@ for state in ("present", "absent"):
         CASES.append(("tunnel_server", {**SERVER, "state": state, "entries": [{**ENTRY, "tunnel": bad}]},
                       "entries[0].tunnel"))
 
+# tunnels: ssh_options (issue 16): keywords that unpin host keys or run commands, our own options twice, values
+# that would break a line or add a keyword, and keywords off the allow-list
+from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_ssh_options import OWN, REFUSED  # noqa: E402
+
+for keyword in sorted(REFUSED) + sorted(OWN) + ["stricthostkeychecking", "PROXYCOMMAND"]:
+    tunnel_case(f"ssh_options.{keyword}", ssh_options={keyword: "yes"})
+for bad in ["aes128-ctr\nProxyCommand sh -c id", "aes128-ctr\rLocalCommand id", "aes128-ctr ProxyCommand",
+            "aes128-%h", "aes128-ctr#x", '"aes128-ctr"', "", "aes128-ctr,", "aes128-ctr\x0bx", "aes128-ctr\u2028x"]:
+    tunnel_case("ssh_options.Ciphers", ssh_options={"Ciphers": bad})
+for keyword, bad in [("IPQoS", "af21 cs1 ef"), ("IPQoS", "af21  cs1"), ("IPQoS", "af21\ncs1"), ("Compression", "maybe"),
+                     ("RekeyLimit", "1G 1h 1h"), ("RekeyLimit", "15"), ("ConnectionAttempts", 0),
+                     ("ConnectionAttempts", "3 4"), ("AddressFamily", "inet4"), ("LogLevel", "DEBUG9"),
+                     ("Ciphers", ["aes128-ctr"]), ("MACs", None)]:
+    tunnel_case(f"ssh_options.{keyword}", ssh_options={keyword: bad})
+for options in [{"Ciphers": "aes128-ctr", "ciphers": "aes256-ctr"}, {"Tunnel": "yes"}, {"Port\n22": "x"},
+                {"Cipher s": "x"}, {"": "x"}]:
+    tunnel_case("ssh_options", ssh_options=options)
+tunnel_case("ssh_options", ssh_options="Ciphers aes128-ctr")
+tunnel_case("ssh_options", ssh_options=["Ciphers=aes128-ctr"])
+
 
 def run_case(module: str, params: dict):
     """Feed one row to the parser its module (or the role's filter) runs first."""
