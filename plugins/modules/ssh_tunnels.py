@@ -9,7 +9,7 @@ short_description: All of a host's SSH tunnels in one call, the undeclared ones 
 version_added: 0.3.0
 description:
   - Declares every SSH tunnel of a host at once, each exactly as M(netreach.tunnels.ssh_tunnel) would (the same
-    files, unit, key and pinned host keys), as one plan: check and diff mode cover all the tunnels together.
+    files, unit, key and pinned host keys), as one plan; check and diff mode cover all the tunnels together.
   - With O(exclusive=true) the netreach tunnels on the host that O(tunnels) does not declare are removed first
     (their units and files; their keys stay), so a renamed tunnel never finds its old self holding a port.
   - With O(keys_only=true) only the tunnels' key pairs (and their O(tunnels[].run_as) users) are made, for the
@@ -25,43 +25,118 @@ options:
     elements: dict
     default: []
     suboptions:
-      name: {description: Tunnel name, C([a-z0-9][a-z0-9_-]*)., type: str, required: true}
-      server: {description: Host to SSH to (required unless O(tunnels[].state=absent))., type: str}
-      port: {description: SSH port of the server., type: int, default: 22}
-      user: {description: Account on the server., type: str, default: tunnel}
-      identity_file: {description: Private key; default C(/etc/netreach/tunnels/NAME/id_ed25519)., type: path}
-      known_hosts: {description: Pinned host keys as known_hosts lines., type: list, elements: str, default: []}
-      jump_hosts: {description: "ProxyJump chain, each C([user@]host[:port]).", type: list, elements: str, default: []}
+      name:
+        description: Tunnel name, C([a-z0-9][a-z0-9_-]*).
+        type: str
+        required: true
+      server:
+        description: Host to SSH to (required unless O(tunnels[].state=absent)).
+        type: str
+      port:
+        description: SSH port of the server.
+        type: int
+        default: 22
+      user:
+        description: Account on the server.
+        type: str
+        default: tunnel
+      identity_file:
+        description: Private key; default C(/etc/netreach/tunnels/NAME/id_ed25519).
+        type: path
+      known_hosts:
+        description: Pinned host keys as known_hosts lines.
+        type: list
+        elements: str
+        default: []
+      jump_hosts:
+        description: "ProxyJump chain, each C([user@]host[:port])."
+        type: list
+        elements: str
+        default: []
       proxy:
         description: The proxy on the way to the first SSH hop, as in M(netreach.tunnels.ssh_tunnel).
         type: dict
         suboptions:
-          type: {description: Proxy protocol., type: str, choices: [http, socks5], default: http}
-          host: {description: Proxy host., type: str, required: true}
-          port: {description: Proxy port., type: int, required: true}
-          username: {description: Proxy user name., type: str}
-          password: {description: Proxy password; never shown in a diff or a log., type: str}
-      engine: {description: C(ssh) or C(autossh)., type: str, choices: [ssh, autossh], default: ssh}
-      keepalive_interval: {description: ServerAliveInterval in seconds., type: int, default: 5}
-      keepalive_count_max: {description: ServerAliveCountMax., type: int, default: 3}
-      connect_timeout: {description: ConnectTimeout in seconds., type: int, default: 10}
-      restart_delay: {description: Seconds before a restart., type: int, default: 1}
-      restart_max_delay: {description: Upper bound of the restart backoff in seconds., type: int, default: 30}
-      run_as: {description: Unprivileged system user that runs the tunnel., type: str, default: netreach-tunnel}
+          type:
+            description: Proxy protocol.
+            type: str
+            choices: [http, socks5]
+            default: http
+          host:
+            description: Proxy host.
+            type: str
+            required: true
+          port:
+            description: Proxy port.
+            type: int
+            required: true
+          username:
+            description: Proxy user name.
+            type: str
+          password:
+            description: Proxy password; never shown in a diff or a log.
+            type: str
+      engine:
+        description: C(ssh) or C(autossh).
+        type: str
+        choices: [ssh, autossh]
+        default: ssh
+      keepalive_interval:
+        description: ServerAliveInterval in seconds.
+        type: int
+        default: 5
+      keepalive_count_max:
+        description: ServerAliveCountMax.
+        type: int
+        default: 3
+      connect_timeout:
+        description: ConnectTimeout in seconds.
+        type: int
+        default: 10
+      restart_delay:
+        description: Seconds before a restart.
+        type: int
+        default: 1
+      restart_max_delay:
+        description: Upper bound of the restart backoff in seconds.
+        type: int
+        default: 30
+      run_as:
+        description: Unprivileged system user that runs the tunnel.
+        type: str
+        default: netreach-tunnel
       state:
         description: As in M(netreach.tunnels.ssh_tunnel); C(absent) removes this tunnel.
         type: str
         choices: [started, stopped, restarted, present, absent]
         default: started
-      enabled: {description: Start the tunnel at boot., type: bool, default: true}
-      remove_key: {description: With O(tunnels[].state=absent), also remove the identity file., type: bool, default: false}
-      local_forwards: {description: C(-L) forwards., type: list, elements: raw, default: []}
-      remote_forwards: {description: C(-R) forwards., type: list, elements: raw, default: []}
-      dynamic_forwards: {description: C(-D) SOCKS forwards., type: list, elements: raw, default: []}
+      enabled:
+        description: Start the tunnel at boot.
+        type: bool
+        default: true
+      remove_key:
+        description: With O(tunnels[].state=absent), also remove the identity file.
+        type: bool
+        default: false
+      local_forwards:
+        description: C(-L) forwards.
+        type: list
+        elements: raw
+        default: []
+      remote_forwards:
+        description: C(-R) forwards.
+        type: list
+        elements: raw
+        default: []
+      dynamic_forwards:
+        description: C(-D) SOCKS forwards.
+        type: list
+        elements: raw
+        default: []
   exclusive:
     description:
       - Remove every netreach tunnel on the host (a unit C(netreach-tunnel@NAME.service) with a valid name) that
-        O(tunnels) does not declare. Names are validated and paths confined as for O(tunnels[].state=absent): a
+        O(tunnels) does not declare. Names are validated and paths confined as for O(tunnels[].state=absent); a
         symbolic link where a unit or a tunnel directory belongs fails the run and nothing changes.
     type: bool
     default: false
@@ -99,8 +174,13 @@ tunnels:
       C(forwards). With O(keys_only) C(changed), C(identity_file) and C(public_key).
   returned: success
   type: dict
-  sample: {news: {changed: false, unit: netreach-tunnel@news.service, state: started, declared: true,
-                  public_key: "ssh-ed25519 AAAAC3... netreach-tunnel-news"}}
+  sample:
+    news:
+      changed: false
+      unit: netreach-tunnel@news.service
+      state: started
+      declared: true
+      public_key: ssh-ed25519 AAAAC3... netreach-tunnel-news
 public_keys:
   description: Tunnel name to public key, for the server end (the tunnels that are not absent).
   returned: success
