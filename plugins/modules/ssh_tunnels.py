@@ -186,7 +186,7 @@ public_keys:
   returned: success
   type: dict
 removed:
-  description: The tunnels this run removes (or would, in check mode): state=absent, or undeclared with O(exclusive).
+  description: The tunnels this run removes (or would, in check mode); state=absent, or undeclared with O(exclusive).
   returned: success
   type: list
   elements: str
