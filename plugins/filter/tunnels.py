@@ -91,6 +91,17 @@ def tunnel_client_declaration(tunnels: list, name: str, defaults: dict | None = 
         raise AnsibleFilterError(str(exc)) from None
 
 
+def tunnel_client_declarations(tunnels: list, defaults: dict | None = None, pinned: dict | None = None,
+                               only: list | None = None) -> list:
+    """The ssh_tunnels tunnels of a client: tunnel_client_declaration of every tunnel, in declaration order;
+    ONLY keeps just those keys (the key step needs name, identity_file and run_as)."""
+    names = [tunnel.get("name") if isinstance(tunnel, dict) else None for tunnel in tunnels or []]
+    declarations = [tunnel_client_declaration(tunnels, name, defaults, pinned) for name in names]
+    if only:
+        declarations = [{key: value for key, value in declared.items() if key in only} for declared in declarations]
+    return declarations
+
+
 def tunnel_public_keys(results: dict) -> dict:
     """Tunnel name -> public key, from the registered results of a loop over tunnel names (tunnel_key or
     ssh_tunnel): what the client publishes for the tunnel servers."""
@@ -105,5 +116,6 @@ class FilterModule:
             "tunnel_known_hosts": tunnel_known_hosts,
             "tunnel_client_params": tunnel_client_params,
             "tunnel_client_declaration": tunnel_client_declaration,
+            "tunnel_client_declarations": tunnel_client_declarations,
             "tunnel_public_keys": tunnel_public_keys,
         }

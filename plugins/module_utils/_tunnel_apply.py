@@ -95,27 +95,42 @@ def public_key(plan: Plan, identity: Identity) -> str:
     return (text or "").strip()
 
 
-def check_bind_conflicts(plan: Plan, tunnel: Tunnel) -> None:
-    """Fail, before anything changes, when another netreach tunnel on this host listens where this one would."""
-    # Only client-side listeners: remote forwards listen on their servers, where tunnels to other servers may use the same port.
-    ours = [fwd for fwd in tunnel.forwards if fwd.kind != "remote"]
-    base = target(CONFIG_ROOT, *CONFIG_PARTS, field="name")
-    for other in plan.listdir(base):
-        if other == tunnel.name:
+def client_listens(tunnel: Tunnel) -> list:
+    """The forwards TUNNEL listens with on this host: remote forwards listen on their servers, where tunnels to
+    other servers may use the same port."""
+    return [fwd for fwd in tunnel.forwards if fwd.kind != "remote"]
+
+
+def listens_on_host(plan: Plan, skip: set) -> dict:
+    """Tunnel name -> the client-side listen specs of every netreach tunnel on this host but those in SKIP, as
+    their ssh_config says."""
+    found = {}
+    for other in plan.listdir(target(CONFIG_ROOT, *CONFIG_PARTS, field="name")):
+        if other in skip:
             continue
         try:
             text = plan.host.read(tunnel_target(other, "ssh_config"))
         except (ConfinementError, ValueError):
             continue  # not a tunnel of ours (an odd name, a link): it binds nothing we wrote
-        for listen in parse_ssh_config(other, text).client_listens:
-            for fwd in ours:
+        found[other] = parse_ssh_config(other, text).client_listens
+    return found
+
+
+def check_bind_conflicts(plan: Plan, tunnel: Tunnel, others: dict | None = None) -> None:
+    """Fail, before anything changes, when another netreach tunnel listens where this one would: OTHERS (name ->
+    listen specs), by default every other tunnel on this host."""
+    others = listens_on_host(plan, {tunnel.name}) if others is None else others
+    for other, listens in sorted(others.items()):
+        for listen in listens:
+            for fwd in client_listens(tunnel):
                 if listens_overlap(fwd.listen, listen):
                     plan.fail(f"{fwd.kind}_forwards", f"{fwd.kind}_forwards: {fwd.listen} overlaps {listen}, "
                                                       f"which tunnel {other} already binds")
 
 
-def _plan_files(plan: Plan, tunnel: Tunnel) -> tuple[bool, bool]:
-    """The helpers, the tunnel's own files and its unit: (configuration changed, unit changed)."""
+def plan_tunnel_files(plan: Plan, tunnel: Tunnel) -> tuple[bool, bool]:
+    """The helpers, the tunnel's own files and its unit: (configuration changed, unit changed); the caller plans
+    the daemon-reload before any unit state."""
     directory = tunnel_target(tunnel.name)
     changed = False
     plan.directory(helper_target("x").parent, 0o755)
@@ -130,28 +145,37 @@ def _plan_files(plan: Plan, tunnel: Tunnel) -> tuple[bool, bool]:
     unit = unit_target(tunnel.unit)
     _refuse_link(plan, unit)
     unit_changed = plan.file(unit, render_unit(tunnel), 0o644)
-    plan.daemon_reload()
     return changed, unit_changed
 
 
-def plan_tunnel(plan: Plan, tunnel: Tunnel, state: str, enabled: bool) -> None:
-    """Everything TUNNEL needs, then the unit state STATE asks for."""
-    check_bind_conflicts(plan, tunnel)
+def check_systemd(plan: Plan, state: str) -> None:
     if state != "present" and not shutil.which("systemctl"):
         plan.fail(None, "systemd is required on the tunnel client")
-    plan_key(plan, tunnel.identity)
-    config_changed, unit_changed = _plan_files(plan, tunnel)
+
+
+def plan_unit_state(plan: Plan, tunnel: Tunnel, state: str, enabled: bool, files_changed: bool) -> None:
+    """The unit state STATE asks for; FILES_CHANGED: its configuration or unit changed in this run."""
     if state == "present":
         return
     active = plan.unit_state(tunnel.unit)[0]
     action = None
     if state == "started" and not active:
         action = "start"
-    elif state == "restarted" or (state == "started" and (config_changed or unit_changed)):
+    elif state == "restarted" or (state == "started" and files_changed):
         action = "restart"
     elif state == "stopped" and active:
         action = "stop"
     plan.unit(tunnel.unit, action, enabled=enabled)
+
+
+def plan_tunnel(plan: Plan, tunnel: Tunnel, state: str, enabled: bool) -> None:
+    """Everything TUNNEL needs, then the unit state STATE asks for."""
+    check_bind_conflicts(plan, tunnel)
+    check_systemd(plan, state)
+    plan_key(plan, tunnel.identity)
+    config_changed, unit_changed = plan_tunnel_files(plan, tunnel)
+    plan.daemon_reload()
+    plan_unit_state(plan, tunnel, state, enabled, config_changed or unit_changed)
 
 
 def plan_removal(plan: Plan, name: str, remove_key: bool) -> None:

@@ -144,48 +144,21 @@ forwards:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.netreach.tunnels.plugins.module_utils._declaration import (
-    DeclarationError,
-    proxy_argument_spec,
-)
+from ansible_collections.netreach.tunnels.plugins.module_utils._declaration import DeclarationError
 from ansible_collections.netreach.tunnels.plugins.module_utils._engine import Plan
-from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel import (
-    PROXY_TYPES,
-    forwards_argument_spec,
-    parse_request,
-    unit_name,
-)
+from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel import parse_request, unit_name
 from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_apply import plan_removal, plan_tunnel, public_key
+from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_many import (
+    STATES,
+    proxy_password,
+    tunnel_argument_spec,
+)
 from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_render import ssh_command
-
-STATES = ["started", "stopped", "restarted", "present", "absent"]
 
 
 def main() -> None:
     module = AnsibleModule(
-        argument_spec=dict(
-            name=dict(type="str", required=True),
-            server=dict(type="str"),
-            port=dict(type="int", default=22),
-            user=dict(type="str", default="tunnel"),
-            identity_file=dict(type="path"),
-            known_hosts=dict(type="list", elements="str", default=[]),
-            jump_hosts=dict(type="list", elements="str", default=[]),
-            proxy=proxy_argument_spec(PROXY_TYPES),
-            engine=dict(type="str", choices=["ssh", "autossh"], default="ssh"),
-            keepalive_interval=dict(type="int", default=5),
-            keepalive_count_max=dict(type="int", default=3),
-            connect_timeout=dict(type="int", default=10),
-            restart_delay=dict(type="int", default=1),
-            restart_max_delay=dict(type="int", default=30),
-            run_as=dict(type="str", default="netreach-tunnel"),
-            state=dict(type="str", choices=STATES, default="started"),
-            enabled=dict(type="bool", default=True),
-            remove_key=dict(type="bool", default=False),
-            **forwards_argument_spec(),
-            # issue 16 (ssh_options branch): the escape hatch, documented by the doc fragment ssh_options.
-            ssh_options=dict(type="dict", default={}),
-        ),
+        argument_spec=tunnel_argument_spec(),
         required_if=[("state", state, ["server"]) for state in STATES if state != "absent"],
         supports_check_mode=True,
     )
@@ -194,7 +167,7 @@ def main() -> None:
         request = parse_request(params)
     except DeclarationError as exc:
         module.fail_json(msg=str(exc), field=exc.field)
-    plan = Plan(module, secrets=[(params.get("proxy") or {}).get("password")])
+    plan = Plan(module, secrets=[proxy_password(params)])
     if isinstance(request, str):
         plan_removal(plan, request, params["remove_key"])
         module.exit_json(**plan.commit(unit=unit_name(request)))

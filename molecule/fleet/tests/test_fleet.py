@@ -6,6 +6,10 @@ servers under strategy free (changes nothing: the fleet converged on the changed
 clients keep their server entries). After every run, real traffic through every client's tunnels (-L banner
 read, page fetched through SOCKS, and the third tunnel once declared), and through the gateway.
 
+fleet-c1 declares 20 tunnels (the two of every client and 18 bulk ones), the others 2: every rerun reaches c1 in
+as many tasks as c2 (at most three in the tunnel plays), and one run that drops 10 of c1's tunnels leaves exactly
+10, with the server entries of the dropped ones gone.
+
 The tests run in file order; the fleet ends on the changed declaration."""
 from __future__ import annotations
 
@@ -23,6 +27,14 @@ PLAYBOOK = str(pathlib.Path(__file__).resolve().parents[1] / "converge.yml")
 FORKS = "20"
 # The changed declaration: every client gets a third tunnel, -L12380 to the target's web page through the bastion.
 WEB_TUNNEL = {"name": "web", "server": "fleet-bastion", "local_forwards": ["12380:fleet-target:80"]}
+# fleet-c1's bulk tunnels (molecule.yml): bulkNN listens on 127.0.0.1:13000+NN; the removal keeps the first 8.
+BULK = [f"bulk{index:02}" for index in range(1, 19)]
+BULK_KEPT = 8
+TUNNEL_PLAYS = ("Create the tunnel keys on every tunnel client", "Run the tunnels on every client")
+SERVER_PLAY = "Configure the tunnel servers for exactly the declared tunnels"
+# Task actions that run on the controller only: they never reach the host.
+CONTROLLER_ACTIONS = {f"{prefix}{action}" for prefix in ("", "ansible.builtin.") for action in (
+    "set_fact", "assert", "include_tasks", "import_tasks", "include_role", "validate_argument_spec", "debug", "meta")}
 
 lab_host = labtest.host
 
@@ -44,6 +56,57 @@ def run(monkeypatch, *options: str, strategy: str = "linear", pipelining: bool =
     bad = {host: counts for host, counts in stats.items() if counts["failures"] or counts["unreachable"]}
     assert not bad, f"failed or unreachable hosts: {bad}"
     return result if document else stats
+
+
+def reaching_tasks(document: dict, host: str, plays: tuple[str, ...]) -> tuple[list[str], int]:
+    """The tasks of PLAYS whose result on HOST reached the host (not skipped, not a controller-only action), and
+    how many module runs they made there (each loop item not skipped is one)."""
+    names, runs = [], 0
+    for play in document["plays"]:
+        if play["play"]["name"] not in plays:
+            continue
+        for task in play["tasks"]:
+            result = task["hosts"].get(host)
+            if not result or result.get("skipped") or result.get("action") in CONTROLLER_ACTIONS:
+                continue
+            names.append(task["task"]["name"])
+            items = result.get("results")
+            runs += sum(1 for item in items if not item.get("skipped")) if isinstance(items, list) else 1
+    return names, runs
+
+
+def assert_tasks_do_not_grow_with_tunnels(document: dict) -> None:
+    """fleet-c1 (20 tunnels or what is left of them) reaches its host in as many tasks and module runs as
+    fleet-c2 (2 or 3), at most three in the tunnel plays; printed with the servers' counts."""
+    counts = {short: reaching_tasks(document, labtest.container(short), TUNNEL_PLAYS) for short in ("c1", "c2")}
+    for short in SERVERS:
+        counts[short] = reaching_tasks(document, labtest.container(short), (SERVER_PLAY,))
+    for short, (names, runs) in counts.items():
+        print(f"  {short}: {len(names)} tasks reached the host ({runs} module runs): {names}")
+    assert counts["c1"] == counts["c2"], counts
+    assert len(counts["c1"][0]) <= 3, counts["c1"]
+
+
+def bulk_ports(names) -> list[int]:
+    return [13000 + int(name[4:]) for name in names]
+
+
+def assert_bulk_traffic(kept: list[str]) -> None:
+    """Each of fleet-c1's bulk tunnels in KEPT serves the target's page; the dropped ones listen no more."""
+    client = lab_host("c1")
+    for name, port in zip(kept, bulk_ports(kept)):
+        fetched = labtest.wait_until(lambda port=port: PAGE in client.run(
+            f"curl -s -m 5 --noproxy '*' http://127.0.0.1:{port}/").stdout, 45)
+        assert fetched is not None, f"c1: no page through {name} (127.0.0.1:{port})\n" \
+                                    f"{labtest.journal(client, f'netreach-tunnel@{name}')}"
+    for port in bulk_ports(sorted(set(BULK) - set(kept))):
+        assert not client.socket(f"tcp://127.0.0.1:{port}").is_listening, f"c1 still listens on {port}"
+
+
+def c1_units() -> set[str]:
+    listed = lab_host("c1").check_output("ls /etc/systemd/system")
+    return {name[len("netreach-tunnel@"):-len(".service")] for name in listed.split()
+            if name.startswith("netreach-tunnel@") and name.endswith(".service")}
 
 
 def assert_nothing_changed(stats: dict, hosts: set[str]) -> None:
@@ -78,10 +141,17 @@ def client_labels(short: str) -> set[str]:
             if label.startswith(labtest.container(short) + "/")}
 
 
+def labels(short: str, names) -> set[str]:
+    return {f"{labtest.container(short)}/{name}" for name in names}
+
+
 def test_every_client_carries_traffic_after_the_converge():
     assert_traffic()
-    for short in CLIENTS:
-        assert client_labels(short) == {f"{labtest.container(short)}/news", f"{labtest.container(short)}/socks"}
+    assert_bulk_traffic(BULK)
+    assert c1_units() == {"news", "socks", *BULK}
+    assert client_labels("c1") == labels("c1", ["news", "socks", *BULK])
+    for short in CLIENTS[1:]:
+        assert client_labels(short) == labels(short, ["news", "socks"])
 
 
 def test_the_gateway_forwards_the_clients_to_the_inside_segment_under_its_own_address():
@@ -99,16 +169,29 @@ def test_rerun_under_strategy_free_in_serial_batches_with_20_forks_and_pipelinin
     assert_nothing_changed(result["stats"], everyone())
     batches = [play["play"]["name"] for play in result["plays"]]
     assert batches.count("Run the tunnels on every client") == len(CLIENTS) // 2, batches
-    assert batches.count("Configure the tunnel servers for exactly the declared tunnels") == 1, batches
+    assert batches.count(SERVER_PLAY) == 1, batches
+    assert_tasks_do_not_grow_with_tunnels(result)
+    assert_traffic()
+    assert_bulk_traffic(BULK)
+
+
+def test_dropping_10_of_the_20_tunnels_in_one_run_leaves_exactly_10_with_their_server_entries_gone(monkeypatch):
+    kept = BULK[:BULK_KEPT]
+    result = run(monkeypatch, "-e", f"fleet_bulk_keep={BULK_KEPT}", pipelining=True, document=True)
+    changed = {host for host, counts in result["stats"].items() if counts["changed"]}
+    assert changed == {labtest.container("c1"), labtest.container("bastion")}, result["stats"]
+    assert_tasks_do_not_grow_with_tunnels(result)
+    assert c1_units() == {"news", "socks", *kept}
+    assert client_labels("c1") == labels("c1", ["news", "socks", *kept])
+    assert_bulk_traffic(kept)
     assert_traffic()
 
 
 @pytest.fixture(scope="module")
 def changed_vars(tmp_path_factory) -> str:
-    """Extra vars that give every client the third tunnel."""
-    tunnels = labtest.host("c1").ansible.get_variables()["tunnel_client_tunnels"] + [WEB_TUNNEL]
+    """Extra vars that give every client the third tunnel (fleet-c1 keeping its 8 bulk ones)."""
     path = tmp_path_factory.mktemp("fleet") / "changed.json"
-    path.write_text(json.dumps({"tunnel_client_tunnels": tunnels}))
+    path.write_text(json.dumps({"fleet_extra_tunnels": [WEB_TUNNEL], "fleet_bulk_keep": BULK_KEPT}))
     return f"@{path}"
 
 
@@ -122,15 +205,19 @@ def test_a_changed_declaration_rolls_out_under_strategy_free_in_serial_batches(m
             "curl -s -m 5 --noproxy '*' http://127.0.0.1:12380/").stdout, 45)
         assert fetched is not None, f"{short}: no page through the new -L12380\n" \
                                     f"{labtest.journal(client, 'netreach-tunnel@web')}"
-        assert client_labels(short) == {f"{labtest.container(short)}/{name}" for name in ("news", "socks", "web")}
+        bulk = BULK[:BULK_KEPT] if short == "c1" else []
+        assert client_labels(short) == labels(short, ["news", "socks", "web", *bulk])
     assert_traffic()
+    assert_bulk_traffic(BULK[:BULK_KEPT])
 
 
 def test_rerun_limited_to_two_clients_changes_nothing_and_keeps_the_others_working(monkeypatch, changed_vars):
     before = {server: server_labels(server) for server in SERVERS}
     limited = [labtest.container(short) for short in ["c1", "c2", *SERVERS]]
-    stats = run(monkeypatch, "--limit", ",".join(limited), "-e", changed_vars, strategy="free", pipelining=True)
-    assert_nothing_changed(stats, set(limited))
+    result = run(monkeypatch, "--limit", ",".join(limited), "-e", changed_vars, strategy="free", pipelining=True,
+                 document=True)
+    assert_nothing_changed(result["stats"], set(limited))
+    assert_tasks_do_not_grow_with_tunnels(result)
     after = {server: server_labels(server) for server in SERVERS}
     assert after == before, "the servers dropped or changed entries of clients outside the limit"
     for short in ["c3", "c4"]:

@@ -43,3 +43,14 @@ def test_public_keys_by_tunnel_name_from_a_loop_result():
 def test_known_hosts_of_every_tunnel_by_name():
     hostvars = {"server": {"ansible_ssh_host_key_ed25519_public": "AAAAPINNED"}}
     assert tunnel_known_hosts(TUNNELS, hostvars, ["server"]) == {"news": [], "other": [PINNED_KEY]}
+
+
+def test_tunnel_client_declarations_gives_every_tunnel_in_order():
+    from ansible_collections.netreach.tunnels.plugins.filter.tunnels import tunnel_client_declarations
+    every = tunnel_client_declarations(TUNNELS, DEFAULTS, {"news": [PINNED_KEY]})
+    assert [declared["name"] for declared in every] == [tunnel["name"] for tunnel in TUNNELS]
+    assert every[0] == tunnel_client_declaration(TUNNELS, TUNNELS[0]["name"], DEFAULTS, {"news": [PINNED_KEY]})
+    assert all(set(declared) <= {"name", "run_as"} for declared in tunnel_client_declarations(
+        TUNNELS, DEFAULTS, only=["name", "identity_file", "run_as"]))
+    with pytest.raises(AnsibleFilterError):
+        tunnel_client_declarations(TUNNELS + [TUNNELS[0]], DEFAULTS)

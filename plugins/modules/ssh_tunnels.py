@@ -1,0 +1,242 @@
+#!/usr/bin/python
+# Copyright: netreach developers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: ssh_tunnels
+short_description: All of a host's SSH tunnels in one call, the undeclared ones removed
+version_added: 0.3.0
+description:
+  - Declares every SSH tunnel of a host at once, each exactly as M(netreach.tunnels.ssh_tunnel) would (the same
+    files, unit, key and pinned host keys), as one plan; check and diff mode cover all the tunnels together.
+  - With O(exclusive=true) the netreach tunnels on the host that O(tunnels) does not declare are removed first
+    (their units and files; their keys stay), so a renamed tunnel never finds its old self holding a port.
+  - With O(keys_only=true) only the tunnels' key pairs (and their O(tunnels[].run_as) users) are made, for the
+    servers to authorise them before the tunnels start; nothing else is touched.
+  - One call costs about one task whatever the number of tunnels; that is what the fleet playbooks use.
+author: netreach developers (@netreach)
+options:
+  tunnels:
+    description:
+      - The host's tunnels; each item takes the options of M(netreach.tunnels.ssh_tunnel), documented there in
+        full. A name may appear once.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      name:
+        description: Tunnel name, C([a-z0-9][a-z0-9_-]*).
+        type: str
+        required: true
+      server:
+        description: Host to SSH to (required unless O(tunnels[].state=absent)).
+        type: str
+      port:
+        description: SSH port of the server.
+        type: int
+        default: 22
+      user:
+        description: Account on the server.
+        type: str
+        default: tunnel
+      identity_file:
+        description: Private key; default C(/etc/netreach/tunnels/NAME/id_ed25519).
+        type: path
+      known_hosts:
+        description: Pinned host keys as known_hosts lines.
+        type: list
+        elements: str
+        default: []
+      jump_hosts:
+        description: "ProxyJump chain, each C([user@]host[:port])."
+        type: list
+        elements: str
+        default: []
+      proxy:
+        description: The proxy on the way to the first SSH hop, as in M(netreach.tunnels.ssh_tunnel).
+        type: dict
+        suboptions:
+          type:
+            description: Proxy protocol.
+            type: str
+            choices: [http, socks5]
+            default: http
+          host:
+            description: Proxy host.
+            type: str
+            required: true
+          port:
+            description: Proxy port.
+            type: int
+            required: true
+          username:
+            description: Proxy user name.
+            type: str
+          password:
+            description: Proxy password; never shown in a diff or a log.
+            type: str
+      engine:
+        description: C(ssh) or C(autossh).
+        type: str
+        choices: [ssh, autossh]
+        default: ssh
+      keepalive_interval:
+        description: ServerAliveInterval in seconds.
+        type: int
+        default: 5
+      keepalive_count_max:
+        description: ServerAliveCountMax.
+        type: int
+        default: 3
+      connect_timeout:
+        description: ConnectTimeout in seconds.
+        type: int
+        default: 10
+      restart_delay:
+        description: Seconds before a restart.
+        type: int
+        default: 1
+      restart_max_delay:
+        description: Upper bound of the restart backoff in seconds.
+        type: int
+        default: 30
+      run_as:
+        description: Unprivileged system user that runs the tunnel.
+        type: str
+        default: netreach-tunnel
+      state:
+        description: As in M(netreach.tunnels.ssh_tunnel); C(absent) removes this tunnel.
+        type: str
+        choices: [started, stopped, restarted, present, absent]
+        default: started
+      enabled:
+        description: Start the tunnel at boot.
+        type: bool
+        default: true
+      remove_key:
+        description: With O(tunnels[].state=absent), also remove the identity file.
+        type: bool
+        default: false
+      ssh_options:
+        description:
+          - Extra ssh_config keywords from an allow-list, as O(netreach.tunnels.ssh_tunnel#module:ssh_options)
+            describes (host-key and command keywords are refused).
+        type: dict
+        default: {}
+      local_forwards:
+        description: C(-L) forwards.
+        type: list
+        elements: raw
+        default: []
+      remote_forwards:
+        description: C(-R) forwards.
+        type: list
+        elements: raw
+        default: []
+      dynamic_forwards:
+        description: C(-D) SOCKS forwards.
+        type: list
+        elements: raw
+        default: []
+  exclusive:
+    description:
+      - Remove every netreach tunnel on the host (a unit C(netreach-tunnel@NAME.service) with a valid name) that
+        O(tunnels) does not declare. Names are validated and paths confined as for O(tunnels[].state=absent); a
+        symbolic link where a unit or a tunnel directory belongs fails the run and nothing changes.
+    type: bool
+    default: false
+  keys_only:
+    description: Only make the key pairs of O(tunnels) (their name, identity_file and run_as are read).
+    type: bool
+    default: false
+extends_documentation_fragment:
+  - netreach.tunnels.attributes
+notes:
+  - Tunnels not made by this collection are never touched, with O(exclusive) too.
+"""
+
+EXAMPLES = r"""
+- name: Exactly these two tunnels on this host
+  netreach.tunnels.ssh_tunnels:
+    exclusive: true
+    tunnels:
+      - name: news
+        server: newshost.example.org
+        known_hosts: ["newshost.example.org ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExampleExampleExampleExampleExampleEx"]
+        local_forwards: ["12345:localhost:119"]
+      - name: socks
+        server: bastion.example.org
+        known_hosts: ["bastion.example.org ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExampleExampleExampleExampleExampleEx"]
+        dynamic_forwards: ["127.0.0.1:3128"]
+  register: tunnels
+"""
+
+RETURN = r"""
+tunnels:
+  description:
+    - Per tunnel (declared, or removed by O(exclusive)) C(changed), C(unit), C(state), C(declared); for a tunnel
+      that is not absent also C(public_key) (empty in check mode before the key exists), C(command) and
+      C(forwards). With O(keys_only) C(changed), C(identity_file) and C(public_key).
+  returned: success
+  type: dict
+  sample:
+    news:
+      changed: false
+      unit: netreach-tunnel@news.service
+      state: started
+      declared: true
+      public_key: ssh-ed25519 AAAAC3... netreach-tunnel-news
+public_keys:
+  description: Tunnel name to public key, for the server end (the tunnels that are not absent).
+  returned: success
+  type: dict
+removed:
+  description: The tunnels this run removes (or would, in check mode); state=absent, or undeclared with O(exclusive).
+  returned: success
+  type: list
+  elements: str
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.netreach.tunnels.plugins.module_utils._declaration import DeclarationError
+from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_many import (
+    SharedPlan,
+    parse_tunnels,
+    plan_keys,
+    plan_tunnels,
+    proxy_password,
+    tunnel_argument_spec,
+)
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec=dict(
+            tunnels=dict(type="list", elements="dict", default=[], options=tunnel_argument_spec()),
+            exclusive=dict(type="bool", default=False),
+            keys_only=dict(type="bool", default=False),
+        ),
+        supports_check_mode=True,
+    )
+    items, keys_only = module.params["tunnels"], module.params["keys_only"]
+    try:
+        requests = parse_tunnels(items, keys_only)
+    except DeclarationError as exc:
+        module.fail_json(msg=str(exc), field=exc.field)
+    plan = SharedPlan(module, secrets=[proxy_password(item) for item in items])
+    if keys_only:
+        report = plan_keys(plan, requests)
+    else:
+        report = plan_tunnels(plan, items, requests, module.params["exclusive"])
+    result = plan.commit()
+    tunnels = report()
+    removed = sorted(name for name, row in tunnels.items() if row.get("state") == "absent" and row["changed"])
+    module.exit_json(tunnels=tunnels, removed=removed,
+                     public_keys={name: row["public_key"] for name, row in tunnels.items() if "public_key" in row},
+                     **result)
+
+
+if __name__ == "__main__":
+    main()
