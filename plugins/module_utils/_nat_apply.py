@@ -45,6 +45,12 @@ from ansible_collections.netreach.tunnels.plugins.module_utils._nat_docker impor
     render_restore,
 )
 from ansible_collections.netreach.tunnels.plugins.module_utils._nat_docker import render_unit as render_docker_unit
+from ansible_collections.netreach.tunnels.plugins.module_utils._nat_managers import ufw_enabled
+from ansible_collections.netreach.tunnels.plugins.module_utils._nat_managers_apply import (
+    firewalld_installed,
+    plan_firewalld,
+    plan_ufw,
+)
 from ansible_collections.netreach.tunnels.plugins.module_utils._nat_neighbours import neighbours
 
 # Volatile on purpose: a pending change and its rollback do not survive a reboot, so a reboot boots the
@@ -68,8 +74,13 @@ def plan_nat(plan: Plan, rules: NatRules | None, persist: bool, rollback_timeout
     nft = plan.module.get_bin_path("nft", required=True)
     around = read_neighbours(plan, nft)
     beside_docker = docker_user_families(around["dropping_chains"]) if rules is not None else []
+    # firewalld and ufw are told the declared flows through their own configuration: theirs do not count as foreign.
+    with_firewalld = rules is not None and any(around["firewalld"].values())
+    with_ufw = rules is not None and around["ufw"]["enabled"]
+    managed = {"firewalld"} if with_firewalld else set()
+    managed |= {"ufw"} if with_ufw else set()
     if rules is not None and rules.foreign_drop == "fail" and (rules.port_forwards or rules.masquerade or rules.snat):
-        refuse_foreign_drops(plan, [c for c in around["dropping_chains"] if not (
+        refuse_foreign_drops(plan, [c for c in around["dropping_chains"] if c["owner"] not in managed and not (
             c["owner"] == "docker" and c["chain"] == "FORWARD" and c["table"].split()[0] in beside_docker)])
     plan_sysctl(plan, rules.ip_forward if rules else None)
     replace = render_replace(render_table(rules) if rules else None)
@@ -78,6 +89,8 @@ def plan_nat(plan: Plan, rules: NatRules | None, persist: bool, rollback_timeout
     boot_rules = replace if rules is not None and persist else None
     boot_changed = plan_boot(plan, nft, boot_rules, around["nftables_service"]["installed"])
     plan_docker(plan, rules, beside_docker, around["docker"]["accepted_in"], persist)
+    plan_firewalld(plan, rules if with_firewalld else None, around["firewalld"]["active"])
+    plan_ufw(plan, rules if with_ufw else None, around["ufw"]["enabled"])
     kernel_changed = current != desired
     if kernel_changed or boot_changed:
         texts = (current_text, desired_text) if kernel_changed else None
@@ -91,11 +104,13 @@ def read_neighbours(plan: Plan, nft: str) -> dict:
     rc, listing, err = plan.query([nft, "-j", "list", "ruleset"])
     if rc != 0:
         plan.fail(None, f"nft list ruleset failed: {err.strip()}", rc=rc)
+    ufw = ufw_enabled(plan.read_foreign("/etc/ufw/ufw.conf"))
     if plan.kind(target("/run", "systemd", "system")) != "dir":
-        return neighbours(listing, (False, False, False), False)
+        return neighbours(listing, (False, False, False), (False, False), ufw)
     loaded = plan.query(["systemctl", "show", "--property=LoadState", "--value", NFTABLES])[1].strip() == "loaded"
     active, enabled = plan.unit_state(NFTABLES) if loaded else (False, False)
-    return neighbours(listing, (loaded, enabled, active), plan.unit_state("firewalld.service")[0])
+    firewalld = plan.unit_state("firewalld.service") if firewalld_installed(plan) else (False, False)
+    return neighbours(listing, (loaded, enabled, active), firewalld, ufw)
 
 
 def refuse_foreign_drops(plan: Plan, chains: list[dict]) -> None:

@@ -115,6 +115,14 @@ options:
         jumped to first from C(DOCKER-USER), accepts exactly the declared flows (each forward's DNATed
         connections, each masquerade and SNAT entry's traffic and replies), and C(netreach-nat-docker.service)
         loads it again after C(docker.service) starts at boot.
+      - firewalld (active or enabled) is told through its own configuration - the policy
+        C(/etc/firewalld/policies/netreach-nat.xml) (any zone to any zone) accepts the traffic of each masquerade
+        and SNAT entry, and C(firewall-cmd --reload) loads it (firewalld accepts DNATed connections itself); it
+        survives firewalld's reload, restart and reboot. Its table stays firewalld's; without a declaration for it
+        the policy goes.
+      - ufw (C(ENABLED=yes) in C(/etc/ufw/ufw.conf)) gets a managed block in C(/etc/ufw/before.rules) and
+        C(before6.rules), appended to its C(ufw-before-forward) chain, accepting exactly the declared flows, then
+        C(ufw reload); C(state=absent) restores those files exactly as they were.
       - C(fail) fails before changing anything, naming each such table and chain. C(ignore) applies anyway
         (when you accept the flows in that table yourself). The chains are reported in RV(neighbours) either way.
     type: str
@@ -185,7 +193,11 @@ neighbours:
       type: dict
       returned: always
     firewalld:
-      description: Whether C(firewalld.service) is active.
+      description: Whether C(firewalld.service) is active and enabled (our policy is written when either is).
+      type: dict
+      returned: always
+    ufw:
+      description: Whether ufw is enabled in C(ufw.conf) (our block is written then) and its chains are loaded.
       type: dict
       returned: always
     docker:
