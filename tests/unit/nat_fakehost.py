@@ -43,7 +43,8 @@ class Kernel:
 
     @staticmethod
     def listing(table: str | None) -> tuple[str, str]:
-        rules = [line.strip() for line in (table or "").splitlines()]
+        # nft 1.0.6's JSON lists no table comment; its text does.
+        rules = [line.strip() for line in (table or "").splitlines() if not line.strip().startswith('comment "')]
         items = [{"metainfo": {"version": "1.0.6"}}, {"table": {"family": "inet", "name": "netreach", "handle": 7}}]
         items += [{"rule": {"expr": rule, "handle": i}} for i, rule in enumerate(rules)]
         return json.dumps({"nftables": items}), table or ""
