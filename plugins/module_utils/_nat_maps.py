@@ -55,7 +55,7 @@ def _sets(name: str, family: str, forwards: list[PortForward]) -> tuple[list[str
                          f"\t\telements = {{ {', '.join(elements)} }}\n\t}}")
             maps.append(f"{name}_{suffix}")
     lines.append(f"\tset {name}_targets {{\n\t\ttype {addr} . inet_proto . inet_service\n\t\tflags interval\n"
-                 f"\t\telements = {{ {', '.join(sorted(set(targets), key=targets.index))} }}\n\t}}")
+                 f"\t\telements = {{ {', '.join(dict.fromkeys(targets))} }}\n\t}}")
     return lines, maps
 
 

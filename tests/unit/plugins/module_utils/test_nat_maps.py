@@ -2,6 +2,9 @@
 needs no scratch namespace (tests/unit/nat_fakehost.py)."""
 from __future__ import annotations
 
+import pytest
+
+from ansible_collections.netreach.tunnels.plugins.module_utils._declaration import DeclarationError
 from ansible_collections.netreach.tunnels.plugins.module_utils._nat import parse_nat, render_table as render_rules_only
 from ansible_collections.netreach.tunnels.plugins.module_utils._nat_maps import RULES_UP_TO, render_table
 from nat_fakehost import DECLARED, Kernel, confirm, run
@@ -52,3 +55,36 @@ def test_a_noop_rerun_compares_the_kernels_listing_without_the_scratch_namespace
     # Another declaration: another digest.
     other, _module = run(kernel, port_forwards=many(51))
     assert other["changed"]
+
+
+def brute_force_clash(forwards: list[dict]) -> str | None:
+    """The pairwise check nat_rules made before the sweep: the first later forward overlapping an earlier one."""
+    parsed = [parse_nat({"port_forwards": [f]}).port_forwards[0] for f in forwards]
+    for i, forward in enumerate(parsed):
+        for j, earlier in enumerate(parsed[:i]):
+            if (forward.proto == earlier.proto and forward.family == earlier.family
+                    and forward.port_first <= earlier.port_last and earlier.port_first <= forward.port_last
+                    and (forward.in_interface is None or earlier.in_interface is None
+                         or forward.in_interface == earlier.in_interface)
+                    and (forward.source is None or earlier.source is None or forward.source.overlaps(earlier.source))):
+                return f"port_forwards[{i}].port"
+    return None
+
+
+@pytest.mark.parametrize("forwards", [
+    [{"port": "100-200", "to": "192.0.2.1"}, {"port": 150, "to": "192.0.2.2:80"}, {"port": 120, "to": "192.0.2.3:80"}],
+    [{"port": 90, "to": "192.0.2.1:1"}, {"port": "80-100", "to": "192.0.2.2"}, {"port": 90, "to": "192.0.2.3:1"}],
+    [{"port": 80, "to": "192.0.2.1:1", "in_interface": "eth0"}, {"port": 80, "to": "192.0.2.1:1", "in_interface": "eth1"},
+     {"port": 80, "to": "192.0.2.1:1"}],
+    [{"port": 80, "to": "192.0.2.1:1", "source": "10.0.0.0/24"}, {"port": 80, "to": "192.0.2.1:1", "source": "10.0.1.0/24"},
+     {"port": 80, "to": "[fd00::1]:1"}, {"proto": "udp", "port": 80, "to": "192.0.2.1:1"}],
+    [{"port": "1-65535", "to": "192.0.2.1"}, {"port": 65535, "to": "192.0.2.1:9", "source": "10.0.0.0/8"}],
+])
+def test_the_overlap_sweep_names_the_pair_the_pairwise_check_named(forwards):
+    expected = brute_force_clash(forwards)
+    try:
+        parse_nat({"port_forwards": forwards})
+        found = None
+    except DeclarationError as error:
+        found = error.field
+    assert found == expected
