@@ -104,7 +104,7 @@ def ufw_text(text: str, lines: list[str]) -> str:
 def ufw_enabled(conf: str | None) -> bool:
     """Whether /etc/ufw/ufw.conf says ENABLED=yes (what `ufw enable` writes; ufw.service loads the rules at boot)."""
     for line in (conf or "").splitlines():
-        key, _, value = line.partition("=")
+        key, _sep, value = line.partition("=")
         if key.strip() == "ENABLED":
             return value.strip().strip("\"'").lower() == "yes"
     return False

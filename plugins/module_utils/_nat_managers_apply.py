@@ -43,8 +43,8 @@ def plan_firewalld(plan: Plan, rules: NatRules | None, active: bool) -> None:
     loaded = plan.query([firewall_cmd, f"--info-policy={POLICY}"])
     stale = (loaded[0] == 0) != (wanted is not None) or (wanted is not None and policy_loaded(loaded[1], rules))
     if changed or stale:
-        plan.command([firewall_cmd, "--reload"], label=f"firewalld reloaded: policy {POLICY} "
-                                                        f"{'accepts the declared flows' if wanted else 'removed'}")
+        outcome = "accepts the declared flows" if wanted else "removed"
+        plan.command([firewall_cmd, "--reload"], label=f"firewalld reloaded: policy {POLICY} {outcome}")
     if wanted is not None:
         plan.read_back([firewall_cmd, f"--info-policy={POLICY}"], lambda out: policy_loaded(out, rules),
                        layer="firewalld")
