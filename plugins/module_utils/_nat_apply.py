@@ -12,6 +12,9 @@ the timer and only then makes the new table the one that boots; an unconfirmed c
 
 from __future__ import annotations
 
+import hashlib
+import json
+import re
 import secrets
 
 from ansible_collections.netreach.tunnels.plugins.module_utils._engine import FileStep, Plan, TransactionStep, target
@@ -20,8 +23,8 @@ from ansible_collections.netreach.tunnels.plugins.module_utils._nat import (
     NatRules,
     normalise_listing,
     render_replace,
-    render_table,
 )
+from ansible_collections.netreach.tunnels.plugins.module_utils._nat_maps import render_table
 from ansible_collections.netreach.tunnels.plugins.module_utils._nat_boot import (
     FORWARD_SYSCTLS,
     read_only_mount,
@@ -45,6 +48,12 @@ from ansible_collections.netreach.tunnels.plugins.module_utils._nat_docker impor
     render_restore,
 )
 from ansible_collections.netreach.tunnels.plugins.module_utils._nat_docker import render_unit as render_docker_unit
+from ansible_collections.netreach.tunnels.plugins.module_utils._nat_managers import ufw_enabled
+from ansible_collections.netreach.tunnels.plugins.module_utils._nat_managers_apply import (
+    firewalld_installed,
+    plan_firewalld,
+    plan_ufw,
+)
 from ansible_collections.netreach.tunnels.plugins.module_utils._nat_neighbours import neighbours
 
 # Volatile on purpose: a pending change and its rollback do not survive a reboot, so a reboot boots the
@@ -68,16 +77,22 @@ def plan_nat(plan: Plan, rules: NatRules | None, persist: bool, rollback_timeout
     nft = plan.module.get_bin_path("nft", required=True)
     around = read_neighbours(plan, nft)
     beside_docker = docker_user_families(around["dropping_chains"]) if rules is not None else []
+    # firewalld and ufw are told the declared flows through their own configuration: theirs do not count as foreign.
+    with_firewalld = rules is not None and any(around["firewalld"].values())
+    with_ufw = rules is not None and around["ufw"]["enabled"]
+    managed = {"firewalld"} if with_firewalld else set()
+    managed |= {"ufw"} if with_ufw else set()
     if rules is not None and rules.foreign_drop == "fail" and (rules.port_forwards or rules.masquerade or rules.snat):
-        refuse_foreign_drops(plan, [c for c in around["dropping_chains"] if not (
+        refuse_foreign_drops(plan, [c for c in around["dropping_chains"] if c["owner"] not in managed and not (
             c["owner"] == "docker" and c["chain"] == "FORWARD" and c["table"].split()[0] in beside_docker)])
     plan_sysctl(plan, rules.ip_forward if rules else None)
-    replace = render_replace(render_table(rules) if rules else None)
     current, current_text = kernel_table(plan, nft)
-    desired, desired_text = preflight(plan, nft, replace) if rules is not None else (None, "")
+    replace, desired, desired_text = desired_table(plan, nft, rules, current, current_text)
     boot_rules = replace if rules is not None and persist else None
     boot_changed = plan_boot(plan, nft, boot_rules, around["nftables_service"]["installed"])
     plan_docker(plan, rules, beside_docker, around["docker"]["accepted_in"], persist)
+    plan_firewalld(plan, rules if with_firewalld else None, around["firewalld"]["active"])
+    plan_ufw(plan, rules if with_ufw else None, around["ufw"]["enabled"])
     kernel_changed = current != desired
     if kernel_changed or boot_changed:
         texts = (current_text, desired_text) if kernel_changed else None
@@ -91,11 +106,13 @@ def read_neighbours(plan: Plan, nft: str) -> dict:
     rc, listing, err = plan.query([nft, "-j", "list", "ruleset"])
     if rc != 0:
         plan.fail(None, f"nft list ruleset failed: {err.strip()}", rc=rc)
+    ufw = ufw_enabled(plan.read_foreign("/etc/ufw/ufw.conf"))
     if plan.kind(target("/run", "systemd", "system")) != "dir":
-        return neighbours(listing, (False, False, False), False)
+        return neighbours(listing, (False, False, False), (False, False), ufw)
     loaded = plan.query(["systemctl", "show", "--property=LoadState", "--value", NFTABLES])[1].strip() == "loaded"
     active, enabled = plan.unit_state(NFTABLES) if loaded else (False, False)
-    return neighbours(listing, (loaded, enabled, active), plan.unit_state("firewalld.service")[0])
+    firewalld = plan.unit_state("firewalld.service") if firewalld_installed(plan) else (False, False)
+    return neighbours(listing, (loaded, enabled, active), firewalld, ufw)
 
 
 def refuse_foreign_drops(plan: Plan, chains: list[dict]) -> None:
@@ -193,6 +210,40 @@ def plan_sysctl(plan: Plan, ip_forward: bool | None) -> None:
         plan.command(["sysctl", "-q", "-w", f"{name}={wanted}"], label=f"{name} = {wanted} (runtime, was {value})")
 
 
+def desired_table(plan: Plan, nft: str, rules: NatRules | None, current: list | None,
+                  current_text: str) -> tuple[str, list | None, str]:
+    """The replacing nft input, and the declared table as the kernel lists it (normalised JSON, text).
+
+    The table's comment carries a digest of the rendered rules and one of the kernel's listing of them: when the
+    live table's comment names this rendering and its listing still has that digest, the live table is the declared
+    one, and the scratch namespace is not needed (a no-op rerun). Otherwise the rules are loaded there to learn the
+    listing, and the comment is added to what the kernel will list."""
+    if rules is None:
+        return render_replace(None), None, ""
+    base = render_table(rules)
+    rendered = hashlib.sha256(base.encode()).hexdigest()[:16]
+    live = table_comment(current_text)
+    if current is not None and live.startswith(f"netreach {rendered} ") and live.split()[2] == listing_digest(current):
+        return render_replace(render_table(rules, live)), current, current_text
+    listing, text = preflight(plan, nft, render_replace(base))
+    comment = f"netreach {rendered} {listing_digest(listing)}"
+    lines = text.split("\n", 1)
+    return (render_replace(render_table(rules, comment)), listing + [{"comment": comment}],
+            f'{lines[0]}\n\tcomment "{comment}"\n{lines[1] if len(lines) > 1 else ""}')
+
+
+def table_comment(text: str) -> str:
+    """The comment of our table in `nft list table` text ("" when it has none)."""
+    match = re.search(r'^\tcomment "([^"]*)"$', text, re.M)
+    return match.group(1) if match else ""
+
+
+def listing_digest(listing: list) -> str:
+    """A digest of a normalised listing without the table's comment (JSON lists none; our marker stands for it)."""
+    items = [item for item in listing if set(item) != {"comment"}]
+    return hashlib.sha256(json.dumps(items, sort_keys=True).encode()).hexdigest()[:16]
+
+
 def kernel_table(plan: Plan, nft: str) -> tuple[list | None, str]:
     """Our table as the kernel has it: normalised JSON (None when absent) and nft's text listing."""
     rc, out, err = plan.query([nft, "-j", "list", "table", *TABLE_SPEC.split()])
@@ -203,7 +254,9 @@ def kernel_table(plan: Plan, nft: str) -> tuple[list | None, str]:
     rc, text, err = plan.query([nft, "list", "table", *TABLE_SPEC.split()])
     if rc != 0:
         plan.fail(None, f"nft list table {TABLE_SPEC} failed: {err.strip()}", rc=rc)
-    return normalise_listing(out), text
+    listing = normalise_listing(out)
+    comment = table_comment(text)
+    return listing + ([{"comment": comment}] if comment else []), text
 
 
 def preflight(plan: Plan, nft: str, replace: str) -> tuple[list, str]:

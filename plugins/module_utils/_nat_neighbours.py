@@ -75,12 +75,22 @@ def filter_chains(listing: str, name: str) -> list[str]:
                    and item["chain"].get("family") in ("ip", "ip6")})
 
 
-def neighbours(listing: str, nftables_service: tuple[bool, bool, bool], firewalld_active: bool) -> dict:
-    """The result's `neighbours`: nftables.service (installed, enabled, active), firewalld, Docker's DOCKER-USER
-    (and where our chain beside it is), the dropping chains."""
+def ufw_chains(listing: str) -> bool:
+    """Whether ufw's chains are loaded (ufw-before-forward in ip filter, ufw6-before-forward in ip6 filter)."""
+    items = json.loads(listing or "{}").get("nftables", [])
+    return any("chain" in item and item["chain"].get("table") == "filter"
+               and item["chain"].get("name") in ("ufw-before-forward", "ufw6-before-forward") for item in items)
+
+
+def neighbours(listing: str, nftables_service: tuple[bool, bool, bool], firewalld: tuple[bool, bool],
+               ufw_enabled: bool = False) -> dict:
+    """The result's `neighbours`: nftables.service (installed, enabled, active), firewalld (active, enabled), ufw
+    (enabled in ufw.conf, its chains loaded), Docker's DOCKER-USER (and where our chain beside it is), the dropping
+    chains."""
     installed, enabled, active = nftables_service
     return {"nftables_service": {"installed": installed, "enabled": enabled, "active": active},
-            "firewalld": {"active": firewalld_active},
+            "firewalld": {"active": firewalld[0], "enabled": firewalld[1]},
+            "ufw": {"enabled": ufw_enabled, "active": ufw_chains(listing)},
             "docker": {"docker_user": filter_chains(listing, "DOCKER-USER"),
                        "accepted_in": filter_chains(listing, "NETREACH-NAT")},
             "dropping_chains": dropping_chains(listing)}

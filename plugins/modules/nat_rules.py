@@ -15,6 +15,10 @@ description:
     never a green task with dead forwards.
   - Idempotent against the kernel itself. The declared table is loaded in a throw-away network namespace and
     compared with C(nft -j list table inet netreach), so a table changed behind Ansible's back is put right.
+  - At size, the forwards of one scope (family, O(port_forwards[].in_interface), O(port_forwards[].source)) beyond
+    four go through nft maps and a set, one lookup per packet whatever their number. The table's comment holds
+    digests of the rendered rules and of the kernel's listing of them, so a no-op rerun compares the live listing
+    and needs neither C(nft -c) nor the scratch namespace.
   - Lockout protection. Before a change reaches the kernel, a transient systemd timer is armed that restores
     the previous table after O(rollback_timeout) seconds. The action plugin then opens a fresh connection to
     the host and confirms the change (disarms the timer). If it cannot reach the host, the host rolls back by
@@ -115,6 +119,14 @@ options:
         jumped to first from C(DOCKER-USER), accepts exactly the declared flows (each forward's DNATed
         connections, each masquerade and SNAT entry's traffic and replies), and C(netreach-nat-docker.service)
         loads it again after C(docker.service) starts at boot.
+      - firewalld (active or enabled) is told through its own configuration - the policy
+        C(/etc/firewalld/policies/netreach-nat.xml) (any zone to any zone) accepts the traffic of each masquerade
+        and SNAT entry, and C(firewall-cmd --reload) loads it (firewalld accepts DNATed connections itself); it
+        survives firewalld's reload, restart and reboot. Its table stays firewalld's; without a declaration for it
+        the policy goes.
+      - ufw (C(ENABLED=yes) in C(/etc/ufw/ufw.conf)) gets a managed block in C(/etc/ufw/before.rules) and
+        C(before6.rules), appended to its C(ufw-before-forward) chain, accepting exactly the declared flows, then
+        C(ufw reload); C(state=absent) restores those files exactly as they were.
       - C(fail) fails before changing anything, naming each such table and chain. C(ignore) applies anyway
         (when you accept the flows in that table yourself). The chains are reported in RV(neighbours) either way.
     type: str
@@ -185,7 +197,11 @@ neighbours:
       type: dict
       returned: always
     firewalld:
-      description: Whether C(firewalld.service) is active.
+      description: Whether C(firewalld.service) is active and enabled (our policy is written when either is).
+      type: dict
+      returned: always
+    ufw:
+      description: Whether ufw is enabled in C(ufw.conf) (our block is written then) and its chains are loaded.
       type: dict
       returned: always
     docker:

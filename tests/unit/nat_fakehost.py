@@ -30,6 +30,10 @@ class Kernel:
         self.units: dict[str, str] = {}  # LoadState of units that exist
         self.chains: dict[str, list[str]] = {}  # NETREACH-NAT's rules by family, where it exists
         self.jumps: set[str] = set()  # families whose DOCKER-USER jumps to NETREACH-NAT
+        self.tested: list[str] = []  # files iptables-restore --test checked
+        self.active: set[str] = set()  # units whose ActiveState is active
+        self.firewalld_policy: str | None = None  # our policy as firewalld loaded it at its last reload
+        self.ufw_chains: dict[str, list[str]] = {}  # ufw's before-forward rules by chain, as at its last reload
         for name, value in (proc or {"net/ipv4/ip_forward": "1", "net/ipv6/conf/all/forwarding": "1"}).items():
             path = os.path.join(root, "proc/sys", name)
             os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -39,7 +43,8 @@ class Kernel:
 
     @staticmethod
     def listing(table: str | None) -> tuple[str, str]:
-        rules = [line.strip() for line in (table or "").splitlines()]
+        # nft 1.0.6's JSON lists no table comment; its text does.
+        rules = [line.strip() for line in (table or "").splitlines() if not line.strip().startswith('comment "')]
         items = [{"metainfo": {"version": "1.0.6"}}, {"table": {"family": "inet", "name": "netreach", "handle": 7}}]
         items += [{"rule": {"expr": rule, "handle": i}} for i, rule in enumerate(rules)]
         return json.dumps({"nftables": items}), table or ""
@@ -57,9 +62,14 @@ class Kernel:
             ours += [{"chain": {"family": family, "table": "filter", "name": "NETREACH-NAT"}} for family in self.chains]
             return 0, json.dumps({"nftables": [{"metainfo": {}}] + self.foreign + ours}), ""
         family = "ip6" if args[0].split("/")[-1].startswith("ip6") else "ip"
+        if args[0].endswith("tables-restore") and "--test" in args:
+            self.tested.append(args[-1].rsplit("/", 1)[-1])
+            return 0, "", ""
         if args[0].endswith("tables-restore"):
             self.chains[family] = [line[len("-A NETREACH-NAT "):] for line in data.splitlines() if line.startswith("-A ")]
             return 0, "", ""
+        if args[0].endswith("tables") and args[1] == "-S" and args[2].startswith("ufw"):
+            return 0, "".join(f"-A {args[2]} {rule}\n" for rule in self.ufw_chains.get(args[2], [])), ""
         if args[0].endswith("tables") and args[1] == "-S":
             if family not in self.chains:
                 return 1, "", "iptables: No chain/target/match by that name."
@@ -74,6 +84,10 @@ class Kernel:
                 self.jumps.discard(family)
                 self.chains.pop(family, None)
             return 0, "", ""
+        if args[:3] == ["systemctl", "show", "--property=ActiveState"]:
+            return 0, ("active" if args[-1] in self.active else "inactive") + "\n", ""
+        if args[0].endswith("firewall-cmd") or args[0].endswith("ufw"):
+            return self.manager(args)
         if args[:3] == ["systemctl", "show", "--property=LoadState"]:
             return 0, self.units.get(args[-1], "not-found") + "\n", ""
         if args[:2] == [NFT, "-j"] or args[:2] == [NFT, "list"]:
@@ -94,6 +108,25 @@ class Kernel:
             return (0 if args[-1] in self.enabled else 1), "", ""
         if args[0] == "/bin/sh":
             return self.confirm(args[1])
+        return 0, "", ""
+
+    def manager(self, args: list[str]) -> tuple[int, str, str]:
+        """firewall-cmd --reload / --info-policy and ufw reload, reading their files in the fake root."""
+        if args[1] == "--reload":
+            path = self.real("/etc/firewalld/policies/netreach-nat.xml")
+            self.firewalld_policy = open(path, encoding="utf-8").read() if os.path.exists(path) else None
+        elif args[1].startswith("--info-policy"):
+            if self.firewalld_policy is None:
+                return 112, "", "Error: INVALID_POLICY: netreach-nat"
+            target = re.search(r'target="(\w+)"', self.firewalld_policy).group(1)
+            rules = re.findall(r'<rule family="(\w+)"><source address="([^"]+)"/><accept/></rule>', self.firewalld_policy)
+            return 0, f"netreach-nat (active)\n  target: {target}\n  rich rules: \n" + "".join(
+                f'\trule family="{family}" source address="{source}" accept\n' for family, source in rules), ""
+        elif args[1] == "reload":
+            for name, chain in (("before.rules", "ufw-before-forward"), ("before6.rules", "ufw6-before-forward")):
+                with open(self.real(f"/etc/ufw/{name}"), encoding="utf-8") as stream:
+                    self.ufw_chains[chain] = [line.split(" ", 2)[2] for line in stream.read().splitlines()
+                                              if line.startswith(f"-A {chain} ")]
         return 0, "", ""
 
     def confirm(self, script: str) -> tuple[int, str, str]:

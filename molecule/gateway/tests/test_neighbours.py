@@ -8,7 +8,7 @@ restart or reload, and after `docker restart` of the gateway.
 from __future__ import annotations
 
 import labtest
-from test_gateway import INSIDE_PAGE, addr, declaration, fetch, lab_host, our_table, restart_gateway, run_module, \
+from gatewaylab import INSIDE_PAGE, addr, declaration, fetch, lab_host, our_table, restart_gateway, run_module, \
     snapshot, wait_until
 
 # --- neighbours (issue 14): last, because Debian's nftables.service begins with `flush ruleset` ---------------

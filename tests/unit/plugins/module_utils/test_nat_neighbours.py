@@ -44,11 +44,12 @@ def test_a_hand_made_table_names_each_dropping_chain_on_our_hooks_and_never_ours
 
 
 def test_neighbours_report_the_services_too():
-    report = neighbours(sample("nftables-service-stock.json"), (True, True, False), True)
+    report = neighbours(sample("nftables-service-stock.json"), (True, True, False), (True, False))
     assert report == {"nftables_service": {"installed": True, "enabled": True, "active": False},
-                      "firewalld": {"active": True}, "docker": {"docker_user": [], "accepted_in": []},
+                      "firewalld": {"active": True, "enabled": False}, "ufw": {"enabled": False, "active": False},
+                      "docker": {"docker_user": [], "accepted_in": []},
                       "dropping_chains": []}
-    assert neighbours(sample("docker-forward-drop.json"), (False, False, False), False)["docker"] == \
+    assert neighbours(sample("docker-forward-drop.json"), (False, False, False), (False, False))["docker"] == \
         {"docker_user": ["ip"], "accepted_in": []}
 
 

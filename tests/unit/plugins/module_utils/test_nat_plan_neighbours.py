@@ -34,7 +34,8 @@ def test_the_neighbours_are_in_the_result_in_check_mode_too(kernel, check):
     kernel.foreign = foreign("nftables-service-stock.json")
     result, _module = run(kernel, check=check)
     assert result["neighbours"] == {"nftables_service": {"installed": True, "enabled": True, "active": False},
-                                    "firewalld": {"active": False}, "docker": {"docker_user": [], "accepted_in": []},
+                                    "firewalld": {"active": False, "enabled": False},
+                                    "ufw": {"enabled": False, "active": False}, "docker": {"docker_user": [], "accepted_in": []},
                                     "dropping_chains": []}
 
 

@@ -1,0 +1,113 @@
+# Copyright: netreach developers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+#
+# Private module_utils of netreach.tunnels: the NAT table at size. Not a public API; it may change at any time.
+"""Port forwards through nft maps and sets, so one lookup decides a packet whatever the number of forwards.
+
+Forwards are grouped by scope (family, in_interface, source). A scope of more than RULES_UP_TO forwards gets, instead
+of one DNAT and one accept rule per forward: a map `proto . port -> address . port` (and `proto . port -> address`
+for ranges that keep their ports), a set `address . proto . port` of the targets, and one rule per map and set.
+Smaller scopes keep one rule per forward, which `nft list` shows as they were declared. Pure functions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from ansible_collections.netreach.tunnels.plugins.module_utils._nat import (
+    TABLE_SPEC,
+    NatRules,
+    PortForward,
+    _hairpin_sources,
+    _iif,
+    _match,
+    _overlap,
+    render_rules,
+)
+
+RULES_UP_TO = 4
+ADDR_TYPE = {"ip": "ipv4_addr", "ip6": "ipv6_addr"}
+
+
+def scopes(forwards: tuple[PortForward, ...]) -> list[tuple[tuple, list[PortForward]]]:
+    """The forwards grouped by (family, in_interface, source), in declaration order."""
+    grouped: dict[tuple, list[PortForward]] = {}
+    for forward in forwards:
+        grouped.setdefault((forward.family, forward.in_interface, forward.source), []).append(forward)
+    return list(grouped.items())
+
+
+def _element_key(forward: PortForward) -> str:
+    return f"{forward.proto} . {forward.ports}"
+
+
+def _sets(name: str, family: str, forwards: list[PortForward]) -> tuple[list[str], list[str]]:
+    """The map and set definitions of one scope, and the names of its DNAT maps that are not empty."""
+    addr = ADDR_TYPE[family]
+    ports = [f"{_element_key(f)} : {f.to_addr} . {f.to_port if f.to_port else f.port_first}" for f in forwards
+             if f.to_port is not None or f.port_first == f.port_last]
+    keep = [f"{_element_key(f)} : {f.to_addr}" for f in forwards if f.to_port is None and f.port_first != f.port_last]
+    targets = [f"{f.to_addr} . {f.proto} . {f.target_ports.replace(':', '-')}" for f in forwards]
+    lines, maps = [], []
+    for suffix, kind, elements in (("ports", f"{addr} . inet_service", ports), ("addrs", addr, keep)):
+        if elements:
+            lines.append(f"\tmap {name}_{suffix} {{\n\t\ttype inet_proto . inet_service : {kind}\n\t\tflags interval\n"
+                         f"\t\telements = {{ {', '.join(elements)} }}\n\t}}")
+            maps.append(f"{name}_{suffix}")
+    lines.append(f"\tset {name}_targets {{\n\t\ttype {addr} . inet_proto . inet_service\n\t\tflags interval\n"
+                 f"\t\telements = {{ {', '.join(dict.fromkeys(targets))} }}\n\t}}")
+    return lines, maps
+
+
+def _dnat(family: str, in_interface: str | None, source, map_name: str) -> str:
+    return (f"{_iif(in_interface)}meta nfproto {'ipv4' if family == 'ip' else 'ipv6'} {_match(family, 'saddr', source)}"
+            f"fib daddr type local meta l4proto {{ tcp, udp }} dnat {family} to meta l4proto . th dport map @{map_name}")
+
+
+def render_mapped(rules: NatRules) -> tuple[NatRules, list[str], dict[str, list[str]]]:
+    """RULES without the forwards of large scopes, the definitions of their maps and sets, and their rules."""
+    small, definitions = [], []
+    chains: dict[str, list[str]] = {"prerouting": [], "postrouting": [], "forward": []}
+    for index, ((family, in_interface, source), forwards) in enumerate(scopes(rules.port_forwards)):
+        if len(forwards) <= RULES_UP_TO:
+            small.extend(forwards)
+            continue
+        name = f"fwd{index}"
+        lines, maps = _sets(name, family, forwards)
+        definitions.extend(lines)
+        chains["prerouting"] += [_dnat(family, in_interface, source, map_name) for map_name in maps]
+        targets = f"{family} daddr . meta l4proto . th dport @{name}_targets ct status dnat"
+        if rules.hairpin:
+            for hairpin in _hairpin_sources(rules, family):
+                if in_interface and _overlap(hairpin, source):
+                    chains["prerouting"] += [_dnat(family, None, hairpin, map_name) for map_name in maps]
+                chains["postrouting"].append(f"{_match(family, 'saddr', hairpin)}meta l4proto {{ tcp, udp }} {targets} masquerade")
+                chains["forward"].append(f"{_match(family, 'saddr', hairpin)}meta l4proto {{ tcp, udp }} {targets} accept")
+        chains["forward"].append(f"{_iif(in_interface)}{_match(family, 'saddr', source)}meta l4proto {{ tcp, udp }} "
+                                 f"{targets} accept")
+    return dataclasses.replace(rules, port_forwards=tuple(small)), definitions, chains
+
+
+def render_table(rules: NatRules, comment: str | None = None) -> str:
+    """Our table as nft input: NAT of the declared forwards and sources, and the forward filter; COMMENT (the
+    digests the no-op check compares) on the table."""
+    rest, definitions, mapped = render_mapped(rules)
+    chains = render_rules(rest)
+    heads = {
+        "prerouting": "type nat hook prerouting priority dstnat; policy accept;",
+        "postrouting": "type nat hook postrouting priority srcnat; policy accept;",
+        "forward": f"type filter hook forward priority filter; policy {rules.forward_policy};",
+    }
+    if rules.forward_policy == "drop":
+        chains["forward"].insert(0, "ct state established,related accept")
+    lines = [f"table {TABLE_SPEC} {{"]
+    if comment:
+        lines.append(f'\tcomment "{comment}"')
+    lines.extend(definitions)
+    for name, head in heads.items():
+        lines.append(f"\tchain {name} {{")
+        lines.append(f"\t\t{head}")
+        lines.extend(f"\t\t{rule}" for rule in chains[name] + mapped[name])
+        lines.append("\t}")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
