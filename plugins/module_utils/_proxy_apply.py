@@ -7,7 +7,8 @@ the reloads, and last the consumers' read-backs. Nothing here writes: the engine
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, replace
 from typing import Callable
 
 from ansible_collections.netreach.tunnels.plugins.module_utils._engine import Plan, target, target_of
@@ -48,9 +49,10 @@ def etc(*parts: str):
 
 
 FILES = {layer: target_of("/etc", path, field="targets") for layer, path in PATHS.items()}
-# The browsers' system-wide file (under /etc) and their distribution one (below the installation directory).
+# The browsers' system-wide file (under /etc) and their distribution one (in the installation's distribution
+# directory: the anchor, since Debian's firefox-esr ships it as a link of root's to /usr/share/firefox-esr).
 POLICY_TARGETS = {app: (target_of("/etc", system, field="targets"),
-                        target_of(dist.rsplit("/", 2)[0], dist, field="targets"))
+                        target_of(dist.rsplit("/", 1)[0], dist, field="targets"))
                   for app, (system, dist) in POLICY_PATHS.items()}
 # Files that stay when our block was all they held: the system expects them to exist.
 KEEP_WHEN_EMPTY = {FILES["environment"]}
@@ -200,9 +202,21 @@ class ProxyPlan:
                                 layer=layer)
 
 
+def git_decodes(plan: Plan, module) -> int:
+    """How many times the installed git decodes proxy credentials (see ProxySettings.git_decodes)."""
+    if not module.get_bin_path("git"):
+        return 1
+    rc, out, _err = plan.query(["git", "--version"])
+    match = re.search(r"(\d+)\.(\d+)", out) if rc == 0 else None
+    return 2 if match and (int(match.group(1)), int(match.group(2))) < (2, 47) else 1
+
+
 def plan_proxy(module, settings: ProxySettings | None, layers: tuple[str, ...]) -> dict:
     """Plan every layer for SETTINGS (None: remove what we wrote), commit, and return the module's result."""
     proxy = ProxyPlan(module, settings)
+    if settings is not None and "git" in layers and "%" in (settings.username or "") + (settings.password or ""):
+        # Only a "%" in the credentials is hurt by git's extra decoding; other credentials stay as they were.
+        proxy.settings = settings = replace(settings, git_decodes=git_decodes(proxy.plan, module))
     changed = {layer for layer in layers if proxy.layer(layer)}
     proxy.reloads(changed)
     if settings is not None:

@@ -20,7 +20,7 @@ def expected_readbacks(settings: ProxySettings) -> dict[str, dict[str, str]]:
            for scheme, proxy in (("http", settings.http), ("https", settings.https or settings.http)) if proxy}
     npm = {key: settings.url(proxy)
            for key, proxy in (("proxy", settings.http), ("https-proxy", settings.https or settings.http)) if proxy}
-    return {"systemd": dict(settings.env), "apt": apt, "git": {"http.proxy": settings.url(first)},
+    return {"systemd": dict(settings.env), "apt": apt, "git": {"http.proxy": settings.git_url(first)},
             "pip": {"global.proxy": settings.url(first)}, "npm": npm}
 
 

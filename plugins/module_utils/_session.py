@@ -23,6 +23,14 @@ from ansible_collections.netreach.tunnels.plugins.module_utils._declaration impo
     check_port,
     parse_proxy,
 )
+from ansible_collections.netreach.tunnels.plugins.module_utils._session_hostkeys import (
+    PUTTY_HOSTKEYS_REG_KEY,
+    HostKey,
+    keys_for,
+    parse_known_hosts,
+    putty_host_keys,
+    winscp_host_key,
+)
 from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel import Forward, parse_forward
 
 FORMATS = ("openssh", "putty", "winscp")
@@ -65,6 +73,14 @@ class Session:
     tunnel: SessionTunnel | None
     forwards: tuple[Forward, ...]
     identity_file: str | None = None
+    known_hosts: tuple[HostKey, ...] = ()
+
+    def hops(self) -> list[tuple[str, int]]:
+        """(host, port) of every server the session logs in to: the tunnel host first."""
+        return ([(self.tunnel.host, self.tunnel.port)] if self.tunnel else []) + [(self.host, self.port)]
+
+    def pinned(self, host: str, port: int) -> list[HostKey]:
+        return keys_for(self.known_hosts, host, port)
 
     @property
     def secrets(self) -> list[str]:
@@ -117,7 +133,13 @@ def parse_session(params: dict, fmt: str) -> Session:
         check_name(identity, "identity_file", PPK_PATH_RE, "a file path")
     if identity is not None and fmt == "openssh" and re.search(r"[\s\\\"']", identity):
         raise DeclarationError("identity_file", "an OpenSSH IdentityFile path must not hold blanks, quotes or backslashes")
-    session = Session(name, host, port, user, proxy, tunnel, tuple(forwards), identity)
+    session = Session(name, host, port, user, proxy, tunnel, tuple(forwards), identity,
+                      parse_known_hosts(params.get("known_hosts") or []))
+    # PuTTY and WinSCP pin by host and port: every server the session logs in to needs a line of its own.
+    for hop_host, hop_port in session.hops() if session.known_hosts and fmt != "openssh" else []:
+        if not session.pinned(hop_host, hop_port):
+            shown = hop_host if hop_port == 22 else f"[{hop_host}]:{hop_port}"
+            raise DeclarationError("known_hosts", f"no line names {shown}, which the session logs in to")
     if fmt == "openssh" and proxy and proxy.password:
         raise DeclarationError("proxy.password", "OpenSSH's ProxyCommand (nc) cannot send a proxy password; use a "
                                "proxy without authentication or format putty")
@@ -136,9 +158,18 @@ def jump_alias(session: Session) -> str:
     return f"{session.name}--tunnel"
 
 
-def render_openssh(session: Session) -> str:
+def pinning_lines(known_hosts_path: str | None) -> list[str]:
+    """The options that make ssh trust only the session's known_hosts file."""
+    if not known_hosts_path:
+        return []
+    return [f"    UserKnownHostsFile {known_hosts_path}", "    GlobalKnownHostsFile /dev/null",
+            "    StrictHostKeyChecking yes", "    UpdateHostKeys no"]
+
+
+def render_openssh(session: Session, known_hosts_path: str | None = None) -> str:
     """Host blocks for `ssh NAME`: the tunnel host (if any) as a ProxyJump hop of its own, so that the proxy (if
-    any) carries the first hop only."""
+    any) carries the first hop only. With KNOWN_HOSTS_PATH, each block trusts only the keys in that file."""
+    pinning = pinning_lines(known_hosts_path)
     lines = [f"{OPENSSH_BEGIN}{session.name}"]
     if session.tunnel:
         lines += [f"Host {jump_alias(session)}", f"    HostName {session.tunnel.host}", f"    Port {session.tunnel.port}"]
@@ -148,6 +179,7 @@ def render_openssh(session: Session) -> str:
             lines.append(f"    ProxyCommand {nc_command(session.proxy)}")
         if session.identity_file:
             lines.append(f"    IdentityFile {session.identity_file}")
+        lines += pinning
     lines += [f"Host {session.name}", f"    HostName {session.host}", f"    Port {session.port}"]
     if session.user:
         lines.append(f"    User {session.user}")
@@ -157,6 +189,7 @@ def render_openssh(session: Session) -> str:
         lines.append(f"    ProxyCommand {nc_command(session.proxy)}")
     if session.identity_file:
         lines.append(f"    IdentityFile {session.identity_file}")
+    lines += pinning
     keyword = {"local": "LocalForward", "remote": "RemoteForward", "dynamic": "DynamicForward"}
     for forward in session.forwards:
         target = f" {forward.target}" if forward.kind != "dynamic" else ""
@@ -244,7 +277,19 @@ def render_putty_reg(session: Session) -> str:
             lines.append(f'"{key}"=dword:{value:08x}')
         else:
             lines.append(f'"{key}"="{reg_string(value)}"')
+    host_keys = putty_session_host_keys(session)
+    if host_keys:
+        lines += ["", f"[{PUTTY_HOSTKEYS_REG_KEY}]"]
+        lines += [f'"{reg_string(registry_escape(entry_id))}"="{reg_string(value)}"' for entry_id, value in host_keys]
     return "\r\n".join(lines) + "\r\n"
+
+
+def putty_session_host_keys(session: Session) -> list[tuple[str, str]]:
+    """PuTTY's (type@port:host, key) entries for the servers the session logs in to."""
+    entries = []
+    for host, port in session.hops():
+        entries += putty_host_keys(session.pinned(host, port), host, port)
+    return entries
 
 
 def reg_string(value: str) -> str:
@@ -282,6 +327,10 @@ def winscp_settings(session: Session, warnings: list[str]) -> list[tuple[str, st
             settings.append(("TunnelUserName", session.tunnel.user))
     if session.identity_file:
         settings.append(("PublicKeyFile", session.identity_file))
+    if session.known_hosts:
+        settings.append(("HostKey", winscp_host_key(session.pinned(session.host, session.port))))
+        if session.tunnel:
+            settings.append(("TunnelHostKey", winscp_host_key(session.pinned(session.tunnel.host, session.tunnel.port))))
     if session.forwards:
         warnings.append("local_forwards/remote_forwards/dynamic_forwards: WinSCP sessions have no port forwarding; "
                         "not written")

@@ -25,6 +25,11 @@ from ansible_collections.netreach.tunnels.plugins.module_utils._session import (
     render_putty,
     render_putty_reg,
     render_winscp_section,
+    putty_session_host_keys,
+)
+from ansible_collections.netreach.tunnels.plugins.module_utils._session_hostkeys import (
+    merge_putty_hostkeys,
+    render_known_hosts,
 )
 
 
@@ -56,6 +61,7 @@ def plan_session(plan: Plan, params: dict, home: str, session: Session | None) -
     elif params["format"] == "putty":
         plan.file(tgt, render_putty(session) if session else None, 0o600, owner)
         plan.file(reg, render_putty_reg(session) if session else None, 0o600, owner)
+        plan_putty_hostkeys(plan, params, home, session)
     else:
         current = plan.read(tgt)
         section = WINSCP_SECTION_PREFIX + registry_escape(params["name"])
@@ -65,8 +71,30 @@ def plan_session(plan: Plan, params: dict, home: str, session: Session | None) -
     return tgt.path, warnings
 
 
+def plan_putty_hostkeys(plan: Plan, params: dict, home: str, session: Session | None) -> None:
+    """The session's block of pinned keys in ~/.putty/sshhostkeys, the file every PuTTY session reads."""
+    tgt = plan.guard(target, home, ".putty", "sshhostkeys", field="name")
+    current = plan.read(tgt)
+    entries = putty_session_host_keys(session) if session else None
+    new = merge_putty_hostkeys(current, params["name"], entries)
+    if current is not None or new:
+        plan.file(tgt, new if new.strip() or current is None else None, 0o600, params["owner"])
+
+
+def known_hosts_target(plan: Plan, params: dict, tgt: Target, home: str) -> Target:
+    """The session's own known_hosts file beside its ssh_config file."""
+    if params.get("path"):
+        return plan.guard(target_of, home, params["path"] + ".known_hosts", "path")
+    return plan.guard(target, home, ".ssh", "config.d", f"netreach-{params['name']}.known_hosts", field="name")
+
+
 def plan_openssh(plan: Plan, params: dict, tgt: Target, home: str, session: Session | None, owner: str) -> None:
     name = params["name"]
+    known_hosts = known_hosts_target(plan, params, tgt, home)
+    pinned = bool(session and session.known_hosts)
+    if pinned and any(char in known_hosts.path for char in " \t\"'\\"):
+        plan.fail("path", f"{known_hosts.path!r}: ssh_config cannot name a known_hosts file with blanks or quotes")
+    plan.file(known_hosts, render_known_hosts(session.known_hosts) if pinned else None, 0o600, owner)
     current = plan.read(tgt)
     without, position = _blocks.cut_block(current or "", f"{OPENSSH_BEGIN}{name}", f"{OPENSSH_END}{name}")
     if session is None:
@@ -74,7 +102,8 @@ def plan_openssh(plan: Plan, params: dict, tgt: Target, home: str, session: Sess
     else:
         lines = without.splitlines(keepends=True)
         at = len(lines) if position is None else position
-        content = "".join(lines[:at]) + render_openssh(session) + "".join(lines[at:])
+        content = "".join(lines[:at]) + render_openssh(session, known_hosts.path if pinned else None) \
+            + "".join(lines[at:])
     if current is not None or content is not None:
         plan.file(tgt, content, 0o600, owner)
     if params.get("path"):

@@ -17,6 +17,10 @@ description:
     C(putty -load NAME) and C(plink -load NAME), and the same session as a Windows C(.reg) export.
   - C(winscp) writes the site as a C([Sessions\NAME]) section of a C(WinSCP.ini) with WinSCP's documented raw
     site settings (C(ProxyMethod), C(ProxyHost), C(ProxyPort), C(Tunnel), C(TunnelHostName), ...).
+  - With O(known_hosts), the session trusts only those host keys - OpenSSH through a known_hosts file of the
+    session (C(UserKnownHostsFile), C(StrictHostKeyChecking yes)), PuTTY through its block in
+    C(~/.putty/sshhostkeys) (and the C(SshHostKeys) key of the C(.reg) export), WinSCP through the site's
+    C(HostKey) (and C(TunnelHostKey)) fingerprints. A changed server key then makes each client refuse.
   - Only the session's own file, block or section is written or removed; everything else in a shared file stays.
 author: netreach developers (@netreach)
 options:
@@ -88,6 +92,17 @@ options:
     default: []
   dynamic_forwards:
     description: C(-D) SOCKS forwards as C([bind_address:]port), e.g. C(3128) (PuTTY's C(D3128)).
+    type: list
+    elements: str
+    default: []
+  known_hosts:
+    description:
+      - Host keys the session trusts, as known_hosts lines (C(host keytype base64key), C([host]:port) for a port
+        other than 22, several names separated by commas, or one hashed name) like the tunnels take them. Markers
+        (C(@cert-authority), C(@revoked)) and patterns are refused.
+      - PuTTY and WinSCP need a line for every server the session logs in to (O(host) on O(port), and the
+        O(tunnel) host); the role netreach.tunnels.proxy_client fills this in from the inventory hosts' facts.
+      - Empty (the default) pins nothing - the client asks on the first connection.
     type: list
     elements: str
     default: []
@@ -170,7 +185,7 @@ files:
   type: list
   elements: str
 path:
-  description: The session's file.
+  description: The session's file (an OpenSSH session's known_hosts file sits beside it, NAME.known_hosts).
   returned: always
   type: str
 """
@@ -206,6 +221,7 @@ def main() -> None:
             remote_forwards=dict(type="list", elements="str", default=[]),
             dynamic_forwards=dict(type="list", elements="str", default=[]),
             identity_file=dict(type="str"),
+            known_hosts=dict(type="list", elements="str", default=[], no_log=False),
             format=dict(type="str", choices=list(FORMATS), default="openssh"),
             path=dict(type="path"),
             reg_path=dict(type="path"),
@@ -230,6 +246,8 @@ def main() -> None:
         module.fail_json(msg=str(exc), field=exc.field)
     plan = Plan(module, secrets=session.secrets if session else [])
     path, warnings = plan_session(plan, params, home, session)
+    if session is not None and not session.known_hosts:
+        warnings.append("known_hosts: none given; the client trusts the key it sees on the first connection")
     for warning in warnings:
         module.warn(warning)
     module.exit_json(**plan.commit(files=plan.changed_paths(), path=path))

@@ -1,11 +1,14 @@
 #!/bin/sh
 # Builds the lab repo served over HTTP from /srv/www: a trusted flat apt repository with one tiny package,
-# a git repository for dumb HTTP and a PEP 503 simple index with one tiny wheel. Offline: nothing is fetched.
+# a git repository for dumb HTTP, a PEP 503 simple index with one tiny wheel, an npm registry answering the
+# package metadata request (GET /npm/NAME) with one tiny tarball, and an intranet page for Firefox.
+# Offline: nothing is fetched.
 set -eu
 www=/srv/www
 rm -rf "$www" /tmp/netreach-build
 mkdir -p "$www/apt" "$www/simple/netreach-hello" "$www/packages" /tmp/netreach-build
 echo "netreach lab repo" > "$www/index.html"
+printf '<!DOCTYPE html>\n<html><head><title>netreach intranet</title></head><body><h1>netreach intranet page</h1></body></html>\n' > "$www/intranet.html"
 
 # apt: a .deb built with dpkg-deb, a Packages index and a Release file (the client trusts the repo).
 pkg=/tmp/netreach-build/pkg
@@ -49,6 +52,24 @@ digest = hashlib.sha256(open(f"{www}/packages/{wheel}", "rb").read()).hexdigest(
 open(f"{www}/simple/index.html", "w").write('<html><body><a href="netreach-hello/">netreach-hello</a></body></html>\n')
 open(f"{www}/simple/netreach-hello/index.html", "w").write(
     f'<html><body><a href="../../packages/{wheel}#sha256={digest}">{wheel}</a></body></html>\n')
+PY
+# npm: a registry document (the "abbreviated metadata" npm asks for) and the tarball it names, with its hashes.
+mkdir -p "$www/npm" /tmp/netreach-build/npm/package
+cat > /tmp/netreach-build/npm/package/package.json <<'JSON'
+{"name": "netreach-hello", "version": "1.0.0", "description": "netreach lab package", "main": "index.js", "license": "MIT"}
+JSON
+echo "module.exports = 'hello from the inside registry';" > /tmp/netreach-build/npm/package/index.js
+tar -C /tmp/netreach-build/npm -czf "$www/npm/netreach-hello-1.0.0.tgz" --owner=0 --group=0 package
+python3 - "$www" <<'PY'
+import base64, hashlib, json, sys
+www = sys.argv[1]
+data = open(f"{www}/npm/netreach-hello-1.0.0.tgz", "rb").read()
+version = {"name": "netreach-hello", "version": "1.0.0", "main": "index.js", "license": "MIT",
+           "dist": {"tarball": "http://proxy-repo/npm/netreach-hello-1.0.0.tgz", "shasum": hashlib.sha1(data).hexdigest(),
+                    "integrity": "sha512-" + base64.b64encode(hashlib.sha512(data).digest()).decode()}}
+document = {"name": "netreach-hello", "dist-tags": {"latest": "1.0.0"}, "versions": {"1.0.0": version},
+            "modified": "2026-01-01T00:00:00.000Z"}
+open(f"{www}/npm/netreach-hello", "w").write(json.dumps(document) + "\n")
 PY
 rm -rf /tmp/netreach-build
 touch "$www/.built"

@@ -210,6 +210,20 @@ session_case("proxy.password", "putty", proxy={"type": "http", "host": "p", "por
 session_case("tunnel", "putty", proxy={"type": "http", "host": "p", "port": 1}, tunnel={"host": "b", "port": 22, "user": "t"})
 for bad in ["0:localhost:119", "12345:a b:119", "12345:localhost:119\nProxyCommand sh"]:
     session_case("local_forwards[0]", local_forwards=[bad])
+# client_session known_hosts: lines like the tunnels take, no line breaks, markers or patterns; PuTTY and WinSCP
+# need a line for every server the session logs in to.
+SESSION_KEY = "AAAAC3NzaC1lZDI1NTE5AAAAIHo3AHjIuHszXOGnyGddz/nLsSXEp4d+j5UqpEw1cdwr"
+for fmt in ("openssh", "putty", "winscp"):
+    for bad in [f"newshost.example.org ssh-ed25519 {SESSION_KEY}\nevil.example ssh-ed25519 {SESSION_KEY}",
+                f"newshost.example.org ssh-ed25519 {SESSION_KEY}\r\n", f"newshost.example.org ssh-ed25519 {SESSION_KEY}\x00",
+                f"@cert-authority *.example.org ssh-ed25519 {SESSION_KEY}", f"@revoked newshost.example.org ssh-ed25519 {SESSION_KEY}",
+                f"*.example.org ssh-ed25519 {SESSION_KEY}", f"newshost.example.org ssh-rsa {SESSION_KEY}",
+                "newshost.example.org ssh-ed25519 not-base64", f"newshost.example.org ssh-dss {SESSION_KEY}", ""]:
+        session_case("known_hosts[0]", fmt, known_hosts=[bad])
+session_case("known_hosts", "putty", known_hosts=[f"other.example.org ssh-ed25519 {SESSION_KEY}"])
+session_case("known_hosts", "putty", port=443, known_hosts=[f"newshost.example.org ssh-ed25519 {SESSION_KEY}"])
+session_case("known_hosts", "winscp", tunnel={"host": "bastion.example.org", "port": 22, "user": "t"},
+             known_hosts=[f"newshost.example.org ssh-ed25519 {SESSION_KEY}"])
 # Hostile names in every state and format: absent validates the name exactly as present (it builds the same
 # paths). "a/b" is a WinSCP site folder and a PuTTY name PuTTY escapes into one file name: refused for OpenSSH only.
 HOSTILE_NAMES = ["../../../root/.ssh", ".", "..", "../tunnels", " ../x", "a/b", "/etc/passwd", "/root/.ssh/config"]

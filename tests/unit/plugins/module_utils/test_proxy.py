@@ -76,6 +76,14 @@ def test_seed_corporate_proxy_renders_for_every_consumer():
                       "Passthrough": "localhost, 127.0.0.1, ::1, .corp.example, 10.0.0.0/8"}
 
 
+def test_a_proxy_with_credentials_lets_the_browser_log_in_with_its_saved_login():
+    warnings: list[str] = []
+    policy = render_proxy_policy(settings_with(username="CORP\\alice", password="p w"), warnings)
+    assert policy["AutoLogin"] is True and "p w" not in json.dumps(policy)
+    assert any(w.startswith("firefox/thunderbird: the Proxy policy has no credentials") for w in warnings)
+    assert "AutoLogin" not in render_proxy_policy(settings_with(), [])
+
+
 def test_no_proxy_is_normalised_per_consumer_with_warnings():
     proxy = settings_with()
     warnings: list[str] = []

@@ -2,6 +2,7 @@
 (each answered by a fake consumer that reads what the plan wrote, as the real one would) and systemd's `%%`."""
 from __future__ import annotations
 
+import json
 import os
 import re
 from urllib.parse import unquote, urlsplit
@@ -220,3 +221,46 @@ def test_absent_removes_only_our_blocks_and_files(tmp_path):
     assert not (tmp_path / SYSTEMD_DROP_IN).exists() and not (tmp_path / "etc" / "sudoers.d" / "netreach-proxy").exists()
     assert not [args for args in module.commands if args[:2] == ["systemctl", "show-environment"]]
     assert not run(tmp_path, state="absent")[0]["changed"]
+
+
+def git_decoded(value: str, times: int) -> str:
+    for _time in range(times):
+        value = unquote(value)
+    return value
+
+
+@pytest.mark.parametrize(("version", "decodes"), [("git version 2.39.5\n", 2), ("git version 2.47.3\n", 1)])
+def test_git_gets_credentials_encoded_for_as_many_decodes_as_its_version_does(tmp_path, version, decodes):
+    """With proxyAuthMethod=basic, git 2.39.5 (Debian 12) percent-decodes proxy credentials twice (three times with
+    anyauth), 2.47.3 (Debian 13) once: a password holding "%41" must reach the proxy as "%41", not "A"."""
+    prepare(tmp_path)
+    password = "Pct%41 @:#;\"/&?x"
+    module = FakeModule(tmp_path, answers={**fake_consumers(str(tmp_path)), ("git", "--version"): (0, version, "")})
+    result = plan_proxy(module, parse_proxy_settings({**PARAMS, "password": password}), ("git",))
+    assert not result.get("failed") and password not in json.dumps(result)
+    written = re.search(r"^\tproxy = (.*)$", (tmp_path / "etc" / "gitconfig").read_text(), re.M).group(1)
+    userinfo = written.split("://", 1)[1].rsplit("@", 1)[0]
+    user, secret = (git_decoded(part, decodes) for part in userinfo.split(":", 1))
+    assert (user, secret) == (PARAMS["username"], password)
+    # Basic from the first request: with anyauth, git's dumb-HTTP object fetches met Squid's 407 unanswered.
+    assert "\tproxyAuthMethod = basic\n" in (tmp_path / "etc" / "gitconfig").read_text()
+    assert "********" in json.dumps(result["diff"]) or not result["diff"]
+
+
+def test_credentials_without_a_percent_are_written_for_git_as_for_every_layer(tmp_path):
+    prepare(tmp_path)
+    module = FakeModule(tmp_path, answers={**fake_consumers(str(tmp_path)), ("git", "--version"): (0, "git version 2.39.5", "")})
+    plan_proxy(module, parse_proxy_settings({**PARAMS, "password": "plain-pass-word"}), ("git",))
+    assert "\tproxy = http://" in (tmp_path / "etc" / "gitconfig").read_text()
+    assert ["git", "--version"] not in module.commands
+
+
+def test_a_root_owned_link_for_firefox_distribution_directory_is_followed(tmp_path):
+    """Debian's firefox-esr ships /usr/lib/firefox-esr/distribution as a link to /usr/share/firefox-esr/distribution:
+    removing the Proxy policy must look there, not fail on the link."""
+    prepare(tmp_path)
+    (tmp_path / "usr" / "share" / "firefox-esr" / "distribution").mkdir(parents=True)
+    (tmp_path / "usr" / "lib" / "firefox-esr").mkdir(parents=True, exist_ok=True)
+    (tmp_path / "usr" / "lib" / "firefox-esr" / "distribution").symlink_to("../../share/firefox-esr/distribution")
+    result, _module = run(tmp_path, params={**PARAMS, "targets": ["firefox"]}, state="absent")
+    assert not result.get("failed"), result

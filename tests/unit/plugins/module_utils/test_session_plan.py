@@ -126,3 +126,66 @@ def test_a_symlinked_directory_on_a_given_path_is_refused_naming_that_field(tmp_
 def test_a_given_path_below_the_home_is_written_there(tmp_path):
     result = run(tmp_path, {**params("winscp"), "path": f"{HOME}/profiles/WinSCP.ini"})
     assert result["path"] == f"{HOME}/profiles/WinSCP.ini" and home(tmp_path, "profiles", "WinSCP.ini").exists()
+
+
+# --- pinned host keys ----------------------------------------------------------------------------------------
+
+KEY = "AAAAC3NzaC1lZDI1NTE5AAAAIHo3AHjIuHszXOGnyGddz/nLsSXEp4d+j5UqpEw1cdwr"
+PINNED = [f"[proxy-repo]:443 ssh-ed25519 {KEY}", f"proxy-proxy ssh-ed25519 {KEY}"]
+
+
+@pytest.mark.parametrize(("fmt", "files"), [
+    ("openssh", [".ssh/config.d/netreach-repo.known_hosts", ".ssh/config.d/netreach-repo.conf", ".ssh/config"]),
+    ("putty", [".putty/sessions/repo%20news", ".putty/netreach-repo%20news.reg", ".putty/sshhostkeys"]),
+    ("winscp", ["WinSCP.ini"]),
+])
+def test_pinned_keys_go_where_each_client_reads_them_in_four_steps_and_absent_takes_them_back(tmp_path, fmt, files):
+    spec = params(fmt, port=443, known_hosts=PINNED,
+                  tunnel={"host": "proxy-proxy", "port": 22, "user": "lab"} if fmt != "putty" else None)
+    home(tmp_path, ".putty").mkdir(parents=True)
+    home(tmp_path, ".putty", "sshhostkeys").write_text("rsa2@22:elsewhere 0x10001,0xabc\n")
+    before = snapshot(str(tmp_path))
+    first = run(tmp_path, spec, check_mode=True)
+    assert snapshot(str(tmp_path)) == before
+    applied, again, rerun = run(tmp_path, spec), run(tmp_path, spec, check_mode=True), run(tmp_path, spec)
+    assert first["changed"] and applied["changed"] and not again["changed"] and not rerun["changed"]
+    assert first["files"] == applied["files"] == [f"{HOME}/{name}" for name in files]
+    if fmt == "openssh":
+        assert home(tmp_path, files[0]).read_text() == "".join(f"{line}\n" for line in PINNED)
+        config = home(tmp_path, files[1]).read_text()
+        assert config.count(f"    UserKnownHostsFile {HOME}/{files[0]}\n") == 2  # the tunnel host's block and the host's
+        assert config.count("    StrictHostKeyChecking yes\n") == 2 and "GlobalKnownHostsFile /dev/null" in config
+    elif fmt == "putty":
+        hostkeys = home(tmp_path, files[2]).read_text()
+        assert "\nssh-ed25519@443:proxy-repo 0x" in hostkeys and hostkeys.endswith("rsa2@22:elsewhere 0x10001,0xabc\n")
+        assert "@22:proxy-proxy" not in hostkeys  # PuTTY's session here has no tunnel host
+        reg = home(tmp_path, files[1]).read_bytes().decode()
+        assert "\r\n[HKEY_CURRENT_USER\\Software\\SimonTatham\\PuTTY\\SshHostKeys]\r\n\"ssh-ed25519@443:proxy-repo\"=\"0x" in reg
+    else:
+        ini = home(tmp_path, files[0]).read_bytes().decode()
+        assert "\r\nHostKey=ssh-ed25519%20255%20" in ini and "\r\nTunnelHostKey=ssh-ed25519%20255%20" in ini
+    gone = run(tmp_path, {**spec, "state": "absent"})
+    assert gone["changed"]
+    for name in files:
+        assert not home(tmp_path, name).exists() or name == ".putty/sshhostkeys"
+    assert home(tmp_path, ".putty", "sshhostkeys").read_text() == "rsa2@22:elsewhere 0x10001,0xabc\n"
+    assert not run(tmp_path, {**spec, "state": "absent"})["changed"]
+
+
+def test_an_openssh_session_without_keys_pins_nothing_and_drops_the_file_it_had(tmp_path):
+    home(tmp_path).mkdir(parents=True)
+    run(tmp_path, params("openssh", port=443, known_hosts=PINNED[:1]))
+    unpinned = run(tmp_path, params("openssh", port=443, known_hosts=[]))
+    assert unpinned["changed"] and not home(tmp_path, ".ssh", "config.d", "netreach-repo.known_hosts").exists()
+    assert "UserKnownHostsFile" not in home(tmp_path, ".ssh", "config.d", "netreach-repo.conf").read_text()
+
+
+def test_a_symlinked_putty_hostkeys_file_is_refused_and_nothing_changes(tmp_path):
+    home(tmp_path, ".putty").mkdir(parents=True)
+    (tmp_path / "elsewhere").write_text("")
+    home(tmp_path, ".putty", "sshhostkeys").symlink_to(tmp_path / "elsewhere")
+    before = snapshot(str(tmp_path))
+    with pytest.raises(Failed) as failure:
+        run(tmp_path, params("putty", known_hosts=[f"proxy-repo ssh-ed25519 {KEY}"]))
+    assert failure.value.result.get("field") == "name", failure.value.result
+    assert snapshot(str(tmp_path)) == before
