@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_server import known_hosts_lines
+from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_fleet import known_hosts_lines
 
 
 def _hops(session: dict) -> list[tuple[str, int]]:
