@@ -40,31 +40,6 @@ options:
   user:
     description: Login account on O(host).
     type: str
-  proxy:
-    description: Proxy for the first hop.
-    type: dict
-    suboptions:
-      type:
-        description: Proxy protocol.
-        type: str
-        choices: [http, socks5, socks4]
-        default: http
-      host:
-        description: Proxy host.
-        type: str
-        required: true
-      port:
-        description: Proxy port.
-        type: int
-        required: true
-      username:
-        description: Proxy user name.
-        type: str
-      password:
-        description: Proxy password (PuTTY only; the session file is 0600 in any case).
-        type: str
-      # The proxy sub-options come from proxy_argument_spec(), shared with ssh_tunnel; documented here until the
-      # netreach.tunnels.proxy doc fragment exists.
   tunnel:
     description: SSH tunnel (jump) host the session goes through; with O(proxy), the proxy carries the hop to it.
     type: dict
@@ -142,6 +117,11 @@ attributes:
   diff_mode:
     description: Shows the files before and after; the proxy password is masked.
     support: full
+extends_documentation_fragment:
+  - netreach.tunnels.proxy.socks4
+notes:
+  - A proxy password (O(proxy.password)) is written into PuTTY sessions only. OpenSSH's C(nc) proxy command cannot
+    send one, and a WinSCP site keeps it out of its file. The session files are 0600 in any case.
 """
 
 EXAMPLES = r"""
