@@ -96,7 +96,7 @@ docs: host
 # Release the changelog fragments as galaxy.yml's version (again, if it is already released: later fragments
 # join it), then regenerate CHANGELOG.md. Needs the installed collection to list new modules and plugins.
 changelog: collection
-	@PATH=$$(bash lab/scripts/tool-venv.sh docs)/bin:$$PATH antsibull-changelog release --update-existing
+	@PATH=$$(bash lab/scripts/tool-venv.sh docs)/bin:$$PATH antsibull-changelog release --update-existing --reload-plugins
 
 demo: setup collection
 	@bash lab/scripts/demo.sh

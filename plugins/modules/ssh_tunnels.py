@@ -6,7 +6,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: ssh_tunnels
 short_description: All of a host's SSH tunnels in one call, the undeclared ones removed
-version_added: 0.3.0
+version_added: 0.2.0
 description:
   - Declares every SSH tunnel of a host at once, each exactly as M(netreach.tunnels.ssh_tunnel) would (the same
     files, unit, key and pinned host keys), as one plan; check and diff mode cover all the tunnels together.
