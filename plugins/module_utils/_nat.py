@@ -324,7 +324,9 @@ def render_rules(rules: NatRules) -> dict[str, list[str]]:
 
 
 def render_table(rules: NatRules) -> str:
-    """Our table as nft input: NAT of the declared forwards and sources, and the forward filter."""
+    """Our table as nft input with one rule per forward (no maps, no comment). The module applies
+    _nat_maps.render_table; this linear rendering is the reference it must equal for scopes of up to four
+    forwards (tests/unit/plugins/module_utils/test_nat_maps.py) and what the model's own tests read."""
     chains = render_rules(rules)
     heads = {
         "prerouting": "type nat hook prerouting priority dstnat; policy accept;",
