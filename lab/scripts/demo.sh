@@ -14,6 +14,14 @@ step() {
     if "$@" >>"${log}" 2>&1; then echo "ok"; else echo "FAILED (see ${log})"; exit 1; fi
 }
 
+# Molecule remembers the instances it created. After `make lab-down`, a machine restart or a killed run that
+# memory can claim containers docker no longer runs, and `molecule create` would skip them: start from what
+# docker has. A complete, running lab is reused as it is.
+platforms=$(grep -c '^  - name: ' molecule/demo/molecule.yml)
+running=$(docker ps -q --filter label=netreach.lab.scenario=demo --filter status=running | wc -l)
+if [[ "${running}" -ne "${platforms}" ]]; then
+    step "removing what an earlier run left behind" molecule destroy -s demo
+fi
 step "bringing up the lab containers and networks" molecule create -s demo
 step "running the main job (converge)" molecule converge -s demo
 step "rerunning it: must change nothing (idempotence)" molecule idempotence -s demo
