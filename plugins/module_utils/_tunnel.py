@@ -134,11 +134,6 @@ class Tunnel:
     def needs_low_port(self) -> bool:
         return any(fwd.kind in ("local", "dynamic") and fwd.port < 1024 for fwd in self.forwards)
 
-    @property
-    def stream_local(self) -> bool:
-        """Whether a forward has a Unix-socket end."""
-        return any(fwd.listen_socket or fwd.target_socket for fwd in self.forwards)
-
 
 def unit_name(name: str) -> str:
     return f"{UNIT_PREFIX}{name}.service"
@@ -205,12 +200,16 @@ def _split_spec(spec: str, field_name: str) -> list[str]:
 FORWARD_KEYS = {"bind_address", "port", "host", "host_port", "listen_socket", "target_socket"}
 
 
-def _spec_parts(kind: str, value: str, field_name: str) -> dict:
+def _spec_parts(value: str, field_name: str) -> dict:
     """The parts of ssh's -L/-R syntax: [bind_address:]port or a socket path, then host:hostport or a socket path
     (a part that starts with '/' is a socket path)."""
     parts = _split_spec(value, field_name)
     shape = "[bind_address:]port:host:hostport, [bind_address:]port:/socket or /socket:host:hostport"
     found: dict = {}
+    # A path that is not absolute would otherwise read as a host name: name the end it stands for.
+    for part, end in ((parts[0], "listen_socket"), (parts[-1], "target_socket")):
+        if "/" in part and not part.startswith("/"):
+            raise DeclarationError(f"{field_name}.{end}", f"{part!r} is not an absolute socket path")
     if len(parts) >= 2 and parts[-1].startswith("/"):
         found["target_socket"], head = parts[-1], parts[:-1]
     elif len(parts) >= 3:
@@ -274,7 +273,7 @@ def parse_forward(kind: str, value, field_name: str) -> Forward:
             raise DeclarationError(field_name, f"{value!r}: expected [bind_address:]port")
         parts = dict(zip(("port",) if len(parts) == 1 else ("bind_address", "port"), parts))
     else:
-        parts = _spec_parts(kind, value, field_name)
+        parts = _spec_parts(value, field_name)
     if kind == "dynamic":
         if any(parts.get(key) is not None for key in ("host", "host_port", "listen_socket", "target_socket")):
             raise DeclarationError(field_name, "a dynamic forward has no host, host_port or socket")

@@ -79,7 +79,7 @@ notes:
     those with an entry that declares a socket, and then only in the declared direction (V(local), V(remote)).
     A socket a local forward leads to is pinned exactly, in C(permitopen) and C(PermitOpen) as C([/path]:*).
     A socket a remote forward listens on cannot be pinned (sshd matches C(permitlisten) against TCP listens
-    only): the account may listen on any path it can write, and with C(StreamLocalBindUnlink yes) (set for such
+    only), so the account may listen on any path it can write, and with C(StreamLocalBindUnlink yes) (set for such
     accounts, so a reconnecting session takes over its socket) replace any socket it may remove. Give such
     tunnels an account of their own. See the socket forwards guide of the collection docs.
   - Each account's C(authorized_keys) is C(~/.ssh/authorized_keys) of its home; a symbolic C(~/.ssh) or
