@@ -140,21 +140,17 @@ def check_listen_conflicts(entries: list[Entry]) -> None:
     tunnel per socket path (StreamLocalBindUnlink would let each take it from the other)."""
     seen: dict[str, Entry] = {}
     for entry in entries:
-        for path in entry.socket_listens:
-            other = seen.get(path)
+        # Keyed by socket path or by port (a path starts with '/', so the two never meet).
+        held = [(path, f"socket {path}") for path in entry.socket_listens]
+        ports = [(listen.rpartition(":")[2], listen) for listen in entry.listens]
+        held += [(port, f"port {port} ({listen})") for port, listen in ports]
+        for key, what in held:
+            other = seen.get(key)
             if other is not None and (other.client, other.tunnel) != (entry.client, entry.tunnel):
                 raise DeclarationError(f"{entry.client}: remote_forwards",
-                                       f"tunnel {entry.tunnel} listens on socket {path}, which tunnel "
+                                       f"tunnel {entry.tunnel} listens on {what}, which tunnel "
                                        f"{other.tunnel} of {other.client} already declares on this server")
-            seen[path] = entry
-        for listen in entry.listens:
-            port = listen.rpartition(":")[2]
-            other = seen.get(port)
-            if other is not None and (other.client, other.tunnel) != (entry.client, entry.tunnel):
-                raise DeclarationError(f"{entry.client}: remote_forwards",
-                                       f"tunnel {entry.tunnel} listens on port {port} ({listen}), which tunnel "
-                                       f"{other.tunnel} of {other.client} already declares on this server")
-            seen[port] = entry
+            seen[key] = entry
 
 
 def render_key_line(entry: Entry) -> str:
