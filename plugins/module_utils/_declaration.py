@@ -14,6 +14,11 @@ from dataclasses import dataclass, field
 HOSTNAME_RE = re.compile(r"^[A-Za-z0-9_]([A-Za-z0-9._-]{0,252})$")
 USER_RE = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}$")
 PROXY_TYPES = ("http", "socks5", "socks4")
+# A Unix socket path that stands as it is in ssh_config, authorized_keys and sshd_config: no blanks, quotes,
+# ':' (ssh's forward separator), '%' or '$' (ssh_config expands tokens and variables in socket paths).
+SOCKET_PATH_RE = re.compile(r"^/[A-Za-z0-9._/@+-]+$")
+# sun_path holds 108 bytes, the terminating NUL among them.
+SOCKET_PATH_MAX = 107
 
 
 class DeclarationError(ValueError):
@@ -55,6 +60,22 @@ def check_port(value, field_name: str) -> int:
     if not isinstance(text, str) or not text.isascii() or not text.isdigit() or not 1 <= int(text) <= 65535:
         raise DeclarationError(field_name, f"port must be a number from 1 to 65535, got {value!r}")
     return int(text)
+
+
+def check_socket_path(value, field_name: str) -> str:
+    """A Unix socket path: absolute, normalised (no '.', '..', '//' or trailing '/'), plain characters, and short
+    enough for sun_path."""
+    if not isinstance(value, str) or not value.startswith("/"):
+        raise DeclarationError(field_name, f"{value!r} is not an absolute socket path")
+    if not SOCKET_PATH_RE.fullmatch(value):
+        raise DeclarationError(field_name, f"{value!r} must consist of letters, digits and ._/@+- only (no spaces, "
+                                           "control characters, ':', '%' or '$')")
+    if any(part in ("", ".", "..") for part in value[1:].split("/")):
+        raise DeclarationError(field_name, f"{value!r} is not normalised: no '.', '..', '//' or trailing '/'")
+    if len(value.encode()) > SOCKET_PATH_MAX:
+        raise DeclarationError(field_name, f"{value!r} is {len(value.encode())} bytes; a Unix socket path holds at "
+                                           f"most {SOCKET_PATH_MAX}")
+    return value
 
 
 def check_address(value, field_name: str, brackets: bool = False) -> ipaddress.IPv4Address | ipaddress.IPv6Address:

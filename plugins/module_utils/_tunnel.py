@@ -20,6 +20,7 @@ from ansible_collections.netreach.tunnels.plugins.module_utils._declaration impo
     bracket,
     check_host,
     check_port,
+    check_socket_path,
     check_user,
     parse_proxy,
 )
@@ -37,6 +38,8 @@ PROXY_TYPES = ("http", "socks5")
 KNOWN_HOSTS_RE = re.compile(r"^[^\s#@][^\s]* (ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-\S+) [A-Za-z0-9+/=]+"
                             r"( [^\r\n\x0b\x0c\x1c-\x1e\x85\u2028\u2029]*)?$")
 PATH_RE = re.compile(r"^/[A-Za-z0-9._/@+-]+$")
+# What the tunnel unit's sandbox hides (PrivateTmp, ProtectHome): a client-side socket there is out of its reach.
+HIDDEN_FROM_UNIT = ("/tmp/", "/var/tmp/", "/home/", "/root/", "/run/user/")
 
 
 # The one declaration error of the collection; the old name stays for the callers that catch it.
@@ -47,21 +50,28 @@ TunnelError = DeclarationError
 class Forward:
     kind: str  # "local" | "remote" | "dynamic"
     bind_address: str | None
-    port: int
+    port: int | None  # None: the forward listens on LISTEN_SOCKET
     host: str | None = None
     host_port: int | None = None
+    # Unix-socket ends (stream-local forwarding): a remote forward may listen on a socket path on the server,
+    # a local forward may lead to a socket on the server and a remote forward to one on the client.
+    listen_socket: str | None = None
+    target_socket: str | None = None
 
     @property
     def listen(self) -> str:
+        if self.listen_socket:
+            return self.listen_socket
         return f"{bracket(self.bind_address)}:{self.port}" if self.bind_address else str(self.port)
 
     @property
     def target(self) -> str:
-        return f"{bracket(self.host)}:{self.host_port}"
+        return self.target_socket or f"{bracket(self.host)}:{self.host_port}"
 
     def as_dict(self) -> dict:
         return {"kind": self.kind, "bind_address": self.bind_address, "port": self.port,
-                "host": self.host, "host_port": self.host_port}
+                "host": self.host, "host_port": self.host_port,
+                "listen_socket": self.listen_socket, "target_socket": self.target_socket}
 
 
 @dataclass(frozen=True)
@@ -157,8 +167,10 @@ def listens_overlap(first: str, second: str) -> bool:
 
 def _split_spec(spec: str, field_name: str) -> list[str]:
     """Split an ssh forward spec on ':' while keeping bracketed IPv6 addresses whole."""
-    if not isinstance(spec, str) or not spec or any(ch.isspace() for ch in spec):
+    if not isinstance(spec, str) or not spec:
         raise DeclarationError(field_name, f"{spec!r} is not a forward specification")
+    if any(ch.isspace() or not ch.isprintable() for ch in spec):
+        raise DeclarationError(field_name, f"{spec!r} must not contain spaces, line breaks or control characters")
     parts = []
     # A small scanner is clearer than one regular expression for "[v6]:port:host:port" shapes.
     token, i = "", 0
@@ -185,39 +197,90 @@ def _split_spec(spec: str, field_name: str) -> list[str]:
     return parts
 
 
+FORWARD_KEYS = {"bind_address", "port", "host", "host_port", "listen_socket", "target_socket"}
+
+
+def _spec_parts(value: str, field_name: str) -> dict:
+    """The parts of ssh's -L/-R syntax: [bind_address:]port or a socket path, then host:hostport or a socket path
+    (a part that starts with '/' is a socket path)."""
+    parts = _split_spec(value, field_name)
+    shape = "[bind_address:]port:host:hostport, [bind_address:]port:/socket or /socket:host:hostport"
+    found: dict = {}
+    # A path that is not absolute would otherwise read as a host name: name the end it stands for.
+    for part, end in ((parts[0], "listen_socket"), (parts[-1], "target_socket")):
+        if "/" in part and not part.startswith("/"):
+            raise DeclarationError(f"{field_name}.{end}", f"{part!r} is not an absolute socket path")
+    if len(parts) >= 2 and parts[-1].startswith("/"):
+        found["target_socket"], head = parts[-1], parts[:-1]
+    elif len(parts) >= 3:
+        found["host"], found["host_port"], head = parts[-2], parts[-1], parts[:-2]
+    else:
+        raise DeclarationError(field_name, f"{value!r}: expected {shape}")
+    if len(head) == 1 and head[0].startswith("/"):
+        found["listen_socket"] = head[0]
+    elif len(head) == 1:
+        found["port"] = head[0]
+    elif len(head) == 2:
+        found["bind_address"], found["port"] = head
+    else:
+        raise DeclarationError(field_name, f"{value!r}: expected {shape}")
+    return found
+
+
+def _build_forward(kind: str, parts: dict, field_name: str) -> Forward:
+    """A local or remote forward from its parts: TCP or Unix-socket ends, each validated."""
+    listen_socket, target_socket = parts.get("listen_socket"), parts.get("target_socket")
+    if listen_socket is not None:
+        if kind == "local":
+            raise DeclarationError(f"{field_name}.listen_socket", "a local forward listens on a TCP port; only a "
+                                   "remote forward listens on a socket (on the server)")
+        if parts.get("bind_address") not in (None, "") or parts.get("port") not in (None, ""):
+            raise DeclarationError(field_name, "a forward listens on a socket or on [bind_address:]port, not both")
+        listen_socket = check_socket_path(listen_socket, f"{field_name}.listen_socket")
+        bind, port = None, None
+    else:
+        if parts.get("port") in (None, ""):
+            raise DeclarationError(field_name, "port is required")
+        bind = parts.get("bind_address")
+        bind = check_host(bind, f"{field_name}.bind_address") if bind not in (None, "") else None
+        port = check_port(parts["port"], f"{field_name}.port")
+    if target_socket is not None:
+        if parts.get("host") not in (None, "") or parts.get("host_port") not in (None, ""):
+            raise DeclarationError(field_name, "a forward leads to a socket or to host:host_port, not both")
+        target_socket = check_socket_path(target_socket, f"{field_name}.target_socket")
+        if kind == "remote" and target_socket.startswith(HIDDEN_FROM_UNIT):
+            raise DeclarationError(f"{field_name}.target_socket", f"{target_socket} is on the client, where the "
+                                   "tunnel unit's sandbox hides /tmp, /var/tmp, /home, /root and /run/user")
+        return Forward(kind, bind, port, listen_socket=listen_socket, target_socket=target_socket)
+    if parts.get("host") in (None, "") or parts.get("host_port") in (None, ""):
+        raise DeclarationError(field_name, "host and host_port are required")
+    return Forward(kind, bind, port, check_host(parts["host"], f"{field_name}.host"),
+                   check_port(parts["host_port"], f"{field_name}.host_port"), listen_socket=listen_socket)
+
+
 def parse_forward(kind: str, value, field_name: str) -> Forward:
     """Parse one forward given as ssh's -L/-R/-D syntax or as a dict."""
     if isinstance(value, dict):
-        unknown = set(value) - {"bind_address", "port", "host", "host_port"}
+        unknown = set(value) - FORWARD_KEYS
         if unknown:
             raise DeclarationError(field_name, f"unknown keys {sorted(unknown)}")
-        bind = value.get("bind_address")
-        port = value.get("port")
-        host = value.get("host")
-        host_port = value.get("host_port")
-        if port is None:
+        parts = dict(value)
+        if parts.get("port") is None and parts.get("listen_socket") is None:
             raise DeclarationError(field_name, "port is required")
-    else:
+    elif kind == "dynamic":
         parts = _split_spec(value, field_name)
-        if kind == "dynamic":
-            if len(parts) not in (1, 2):
-                raise DeclarationError(field_name, f"{value!r}: expected [bind_address:]port")
-            bind, port = (None, parts[0]) if len(parts) == 1 else parts
-            host = host_port = None
-        else:
-            if len(parts) not in (3, 4):
-                raise DeclarationError(field_name, f"{value!r}: expected [bind_address:]port:host:hostport")
-            bind, port, host, host_port = ([None] + parts) if len(parts) == 3 else parts
-    bind = check_host(bind, f"{field_name}.bind_address") if bind not in (None, "") else None
-    port_number = check_port(port, f"{field_name}.port")
+        if len(parts) not in (1, 2):
+            raise DeclarationError(field_name, f"{value!r}: expected [bind_address:]port")
+        parts = dict(zip(("port",) if len(parts) == 1 else ("bind_address", "port"), parts))
+    else:
+        parts = _spec_parts(value, field_name)
     if kind == "dynamic":
-        if host is not None or host_port is not None:
-            raise DeclarationError(field_name, "a dynamic forward has no host or host_port")
-        return Forward(kind, bind, port_number)
-    if host in (None, "") or host_port in (None, ""):
-        raise DeclarationError(field_name, "host and host_port are required")
-    return Forward(kind, bind, port_number, check_host(host, f"{field_name}.host"),
-                   check_port(host_port, f"{field_name}.host_port"))
+        if any(parts.get(key) is not None for key in ("host", "host_port", "listen_socket", "target_socket")):
+            raise DeclarationError(field_name, "a dynamic forward has no host, host_port or socket")
+        bind = parts.get("bind_address")
+        bind = check_host(bind, f"{field_name}.bind_address") if bind not in (None, "") else None
+        return Forward(kind, bind, check_port(parts.get("port"), f"{field_name}.port"))
+    return _build_forward(kind, parts, field_name)
 
 
 def parse_hop(value, field_name: str) -> Hop:
@@ -295,7 +358,11 @@ def _parse_forwards(params: dict) -> tuple[Forward, ...]:
         raise DeclarationError("local_forwards", "a tunnel needs at least one local, remote or dynamic forward")
     for index, fwd in enumerate(forwards):
         for earlier in forwards[:index]:
-            if (earlier.kind == "remote") == (fwd.kind == "remote") and listens_overlap(earlier.listen, fwd.listen):
+            if (earlier.kind == "remote") != (fwd.kind == "remote"):
+                continue
+            if (earlier.listen_socket or fwd.listen_socket) and earlier.listen != fwd.listen:
+                continue
+            if earlier.listen == fwd.listen or listens_overlap(earlier.listen, fwd.listen):
                 raise DeclarationError(f"{fwd.kind}_forwards", f"{fwd.listen} overlaps {earlier.listen}: bound twice")
     return tuple(forwards)
 

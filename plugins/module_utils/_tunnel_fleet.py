@@ -66,12 +66,18 @@ def client_entries(client: str, declarations: list, defaults: dict, public_keys:
                                        f"tunnel {tunnel.name} of {client} has a dynamic (-D) forward, which lets its "
                                        "key open any destination on the server; set server_allow_dynamic: true on "
                                        "the tunnel to allow that")
-            opens = tuple(sorted({fwd.target for fwd in tunnel.forwards if fwd.kind == "local"}))
+            local = [fwd for fwd in tunnel.forwards if fwd.kind == "local"]
+            remote = [fwd for fwd in tunnel.forwards if fwd.kind == "remote"]
+            opens = tuple(sorted({fwd.target for fwd in local if not fwd.target_socket}))
             # ssh asks for "localhost" when a remote forward names no bind address; OpenSSH reads a bare port in
             # permitlisten as any address, which GatewayPorts would then let the key bind on every interface.
             listens = tuple(sorted({fwd.listen if fwd.bind_address else f"localhost:{fwd.port}"
-                                    for fwd in tunnel.forwards if fwd.kind == "remote"}))
-            entries.append(Entry(account, client, tunnel.name, key, opens, listens, any_open=dynamic))
+                                    for fwd in remote if not fwd.listen_socket}))
+            # A remote forward's target socket is on the client: the server only sees its TCP listen.
+            entries.append(Entry(account, client, tunnel.name, key, opens, listens, any_open=dynamic,
+                                 socket_opens=tuple(sorted({fwd.target_socket for fwd in local if fwd.target_socket})),
+                                 socket_listens=tuple(sorted({fwd.listen_socket for fwd in remote
+                                                              if fwd.listen_socket}))))
     return entries
 
 

@@ -21,9 +21,14 @@ from ansible_collections.netreach.tunnels.plugins.module_utils._engine import Co
 from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel import unit_name
 from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_apply import tunnel_target, unit_names
 from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_render import parse_ssh_config
-from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_server import authorized_listens
+from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_server import (
+    DROPIN_DIR,
+    authorized_listens,
+    dropin_socket_listens,
+)
 
 AUTHORIZED_GLOB = "/home/*/.ssh/authorized_keys"
+DROPIN_MARK = "# Managed by netreach.tunnels.tunnel_server"
 PROPERTIES = "--property=ActiveState,SubState,NRestarts,UnitFileState,ActiveEnterTimestamp"
 # The journal lines of an ssh tunnel that say why it is not up.
 ERROR_RE = re.compile(r"(error|fail|denied|refused|timed out|timeout|unreachable|closed|verification|"
@@ -119,6 +124,33 @@ def server_listens(plan: Plan) -> list[dict]:
     return found
 
 
+def server_socket_listens(plan: Plan) -> list[dict]:
+    """Socket listens the tunnel_server module's drop-ins record (sshd itself restricts no listen path)."""
+    found = []
+    for path in sorted(glob.glob(plan.host.real(f"{DROPIN_DIR}/*.conf"))):
+        text = plan.read_foreign("/" + os.path.relpath(path, plan.host.fs_root)) or ""
+        if text.startswith(DROPIN_MARK):
+            found += dropin_socket_listens(text)
+    return found
+
+
+def listening_unix_paths(plan: Plan) -> set[str]:
+    """Paths of every Unix stream socket in LISTEN on this host (a socket file alone may be a dead one's)."""
+    found = set()
+    for line in (plan.read_foreign("/proc/net/unix") or "").splitlines()[1:]:
+        fields = line.split()
+        # Num RefCount Protocol Flags Type St Inode Path; Flags 00010000 is __SO_ACCEPTCON: listening.
+        if len(fields) >= 8 and int(fields[3], 16) & 0x10000 and fields[7].startswith("/"):
+            found.add(fields[7])
+    return found
+
+
+def socket_end(forward: dict) -> str | None:
+    """Which end of a forward read back from ssh_config is a Unix socket: "listen", "target", "both" or None."""
+    ends = [end for end in ("listen", "target") if (forward.get(end) or "").startswith("/")]
+    return {1: ends[0] if ends else None, 2: "both"}.get(len(ends))
+
+
 def uptime(since: float | None) -> int | None:
     return int(time.time() - since) if since else None
 
@@ -132,6 +164,7 @@ def probe_forwards(forwards: list[dict], sockets: set, probing: bool, timeout: f
     """Each client-side forward's listening state and probe, in place; whether all of them are fine."""
     healthy = True
     for forward in forwards:
+        forward["socket"] = socket_end(forward)
         if forward["kind"] == "remote":
             forward.update(listening=None, probe_ok=None, probe="listens on the server")
             continue
@@ -167,4 +200,7 @@ def collect(plan: Plan, params: dict) -> dict:
     tunnels = [tunnel_state(plan, name, params, sockets) for name in unit_names(plan)
                if not params["names"] or name in params["names"]]
     listens = [dict(entry, listening=is_listening(entry["listen"], sockets)) for entry in server_listens(plan)]
+    socket_listens = server_socket_listens(plan)
+    unix = listening_unix_paths(plan) if socket_listens else set()
+    listens += [dict(entry, socket=True, listening=entry["listen"] in unix) for entry in socket_listens]
     return dict(changed=False, tunnels=tunnels, server_listens=listens)

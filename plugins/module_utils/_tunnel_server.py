@@ -14,6 +14,13 @@ key that permits exactly what the client asks of that hop:
 OpenSSH treats a key without ``permitopen`` (``permitlisten``) as allowed to open (listen) anywhere, so an entry
 that needs no opens (listens) carries a sentinel no client can use, and the sshd drop-in repeats each account's
 union of declared opens and listens as ``PermitOpen``/``PermitListen``: sshd requires both to allow a request.
+
+Unix-socket (stream-local) forwards, tried against OpenSSH 9.2 and 10.0: sshd matches a local forward's socket
+path against ``permitopen``/``PermitOpen`` entries of the form ``[/path]:*``, so each declared socket target is
+pinned exactly like a TCP one; a remote forward's listen path is matched against nothing (``permitlisten`` cannot
+narrow it), so an account allowed to listen on sockets may listen on any path it can write. Stream-local
+forwarding is also subject to ``AllowTcpForwarding`` (local/remote), which stays limited by the TCP lists. Only
+an account with a declared socket forward gets ``AllowStreamLocalForwarding``; every other account keeps ``no``.
 """
 from __future__ import annotations
 
@@ -23,6 +30,7 @@ from dataclasses import dataclass, field
 from ansible_collections.netreach.tunnels.plugins.module_utils._declaration import (
     USER_RE,
     DeclarationError,
+    check_socket_path,
     check_user,
 )
 from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_render import HELPER_DIR
@@ -41,6 +49,7 @@ TARGET_RE = re.compile(r"^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9_][A-Za-z0-9._-]*):[0-9]
 LISTEN_RE = re.compile(r"^((\[[0-9a-fA-F:.]+\]|[A-Za-z0-9_*][A-Za-z0-9._-]*):)?[0-9]{1,5}$")
 DROPIN_DIR = "/etc/ssh/sshd_config.d"
 REAPER_UNIT = "netreach-tunnel-reaper.service"
+SOCKET_LISTENS_COMMENT = "# declared socket listens (sshd cannot restrict them):"
 
 
 @dataclass(frozen=True)
@@ -54,6 +63,8 @@ class Entry:
     opens: tuple[str, ...] = ()
     listens: tuple[str, ...] = ()
     any_open: bool = False
+    socket_opens: tuple[str, ...] = ()  # socket paths on this host the key may connect to (local forwards)
+    socket_listens: tuple[str, ...] = ()  # socket paths on this host the key listens on (remote forwards)
 
     @property
     def label(self) -> str:
@@ -65,7 +76,8 @@ class Entry:
 
     def as_dict(self) -> dict:
         return {"account": self.account, "client": self.client, "tunnel": self.tunnel, "public_key": self.public_key,
-                "opens": list(self.opens), "listens": list(self.listens), "any_open": self.any_open}
+                "opens": list(self.opens), "listens": list(self.listens), "any_open": self.any_open,
+                "socket_opens": list(self.socket_opens), "socket_listens": list(self.socket_listens)}
 
 
 @dataclass
@@ -77,11 +89,35 @@ class AccountPolicy:
     listens: set = field(default_factory=set)
     any_open: bool = False
     gateway_ports: bool = False
+    socket_opens: set = field(default_factory=set)
+    socket_listens: set = field(default_factory=set)
 
     @property
     def allow_tcp_forwarding(self) -> str:
-        local, remote = bool(self.opens) or self.any_open, bool(self.listens)
-        return {(True, True): "yes", (True, False): "local", (False, True): "remote"}.get((local, remote), "no")
+        # sshd refuses stream-local forwarding in a direction AllowTcpForwarding leaves out; the TCP lists
+        # (PermitOpen/PermitListen) still hold TCP to what is declared.
+        local = bool(self.opens or self.socket_opens) or self.any_open
+        return _directions(local, bool(self.listens or self.socket_listens))
+
+    @property
+    def allow_stream_local_forwarding(self) -> str:
+        return _directions(bool(self.socket_opens), bool(self.socket_listens))
+
+    @property
+    def permit_open(self) -> str:
+        if self.any_open:
+            return "any"
+        return " ".join(sorted(self.opens) + [socket_permit(path) for path in sorted(self.socket_opens)]) or "none"
+
+
+def _directions(local: bool, remote: bool) -> str:
+    """An sshd forwarding keyword's value for the directions allowed."""
+    return {(True, True): "yes", (True, False): "local", (False, True): "remote"}.get((local, remote), "no")
+
+
+def socket_permit(path: str) -> str:
+    """The permitopen/PermitOpen entry sshd matches a socket path against: the path as host, any port."""
+    return f"[{path}]:*"
 
 
 def check_public_key(value, field_name: str) -> str:
@@ -100,23 +136,28 @@ def check_entry_name(value, field_name: str) -> str:
 
 
 def check_listen_conflicts(entries: list[Entry]) -> None:
-    """One remote forward port per server: only one session can hold it, and the reaper hands it by port."""
+    """One remote forward port per server: only one session can hold it, and the reaper hands it by port; one
+    tunnel per socket path (StreamLocalBindUnlink would let each take it from the other)."""
     seen: dict[str, Entry] = {}
     for entry in entries:
-        for listen in entry.listens:
-            port = listen.rpartition(":")[2]
-            other = seen.get(port)
+        # Keyed by socket path or by port (a path starts with '/', so the two never meet).
+        held = [(path, f"socket {path}") for path in entry.socket_listens]
+        ports = [(listen.rpartition(":")[2], listen) for listen in entry.listens]
+        held += [(port, f"port {port} ({listen})") for port, listen in ports]
+        for key, what in held:
+            other = seen.get(key)
             if other is not None and (other.client, other.tunnel) != (entry.client, entry.tunnel):
                 raise DeclarationError(f"{entry.client}: remote_forwards",
-                                       f"tunnel {entry.tunnel} listens on port {port} ({listen}), which tunnel "
+                                       f"tunnel {entry.tunnel} listens on {what}, which tunnel "
                                        f"{other.tunnel} of {other.client} already declares on this server")
-            seen[port] = entry
+            seen[key] = entry
 
 
 def render_key_line(entry: Entry) -> str:
     options = ["restrict", "port-forwarding"]
     if not entry.any_open:
-        options += [f'permitopen="{target}"' for target in entry.opens or (SENTINEL,)]
+        opens = [*entry.opens, *(socket_permit(path) for path in entry.socket_opens)]
+        options += [f'permitopen="{target}"' for target in opens or (SENTINEL,)]
     options += [f'permitlisten="{listen}"' for listen in entry.listens or (SENTINEL,)]
     return f"{','.join(options)} {entry.public_key} {entry.label}"
 
@@ -137,6 +178,8 @@ def account_policies(entries: list[Entry], accounts: list[str]) -> dict[str, Acc
         policy.listens.update(entry.listens)
         policy.any_open |= entry.any_open
         policy.gateway_ports |= entry.gateway_ports
+        policy.socket_opens.update(entry.socket_opens)
+        policy.socket_listens.update(entry.socket_listens)
     return policies
 
 
@@ -147,16 +190,19 @@ def render_sshd_dropin(policies: dict[str, AccountPolicy], client_alive_interval
         if not USER_RE.fullmatch(name):
             raise DeclarationError("tunnel_server_accounts", f"{name!r} is not a valid user name")
         policy = policies[name]
-        opens = "any" if policy.any_open else " ".join(sorted(policy.opens)) or "none"
         listens = " ".join(sorted(policy.listens)) or "none"
         lines += [
             "",
             f"Match User {name}",
             f"    AllowTcpForwarding {policy.allow_tcp_forwarding}",
-            f"    PermitOpen {opens}",
+            f"    PermitOpen {policy.permit_open}",
             f"    PermitListen {listens}",
             f"    GatewayPorts {'clientspecified' if policy.gateway_ports else 'no'}",
-            "    AllowStreamLocalForwarding no",
+            f"    AllowStreamLocalForwarding {policy.allow_stream_local_forwarding}",
+            # A reconnecting session takes over the socket a dead one left behind. sshd restricts no listen path:
+            # the comment records the declared ones (tunnel_info reads it back).
+            *([f"    {SOCKET_LISTENS_COMMENT} {' '.join(sorted(policy.socket_listens))}",
+               "    StreamLocalBindUnlink yes"] if policy.socket_listens else []),
             "    AllowAgentForwarding no",
             "    X11Forwarding no",
             "    PermitTTY no",
@@ -204,10 +250,16 @@ def parse_entries(values: list) -> list[Entry]:
         any_open = value.get("any_open", False)
         if not isinstance(any_open, bool):
             raise DeclarationError(f"{field_name}.any_open", "must be true or false")
+        sockets = {}
+        for key in ("socket_opens", "socket_listens"):
+            items = value.get(key) or []
+            if not isinstance(items, list):
+                raise DeclarationError(f"{field_name}.{key}", "expected a list of socket paths")
+            sockets[key] = tuple(check_socket_path(item, f"{field_name}.{key}") for item in items)
         entries.append(Entry(account, check_entry_name(value.get("client"), f"{field_name}.client"),
                              check_entry_name(value.get("tunnel"), f"{field_name}.tunnel"),
                              check_public_key(value.get("public_key"), f"{field_name}.public_key"),
-                             tuple(opens), tuple(listens), any_open))
+                             tuple(opens), tuple(listens), any_open, **sockets))
     return entries
 
 
@@ -310,6 +362,18 @@ def authorized_listens(text: str | None) -> list[dict]:
 def dropin_accounts(text: str | None) -> set[str]:
     """The accounts a drop-in we rendered restricts (they keep being cleaned after they leave the declaration)."""
     return set(re.findall(r"^Match User (\S+)$", text or "", re.MULTILINE))
+
+
+def dropin_socket_listens(text: str | None) -> list[dict]:
+    """The declared socket listens a drop-in we rendered records, by account."""
+    found, account = [], None
+    for line in (text or "").splitlines():
+        if line.startswith("Match User "):
+            account = line.split()[2]
+        elif account and line.strip().startswith(SOCKET_LISTENS_COMMENT):
+            found += [{"account": account, "listen": path}
+                      for path in line.strip()[len(SOCKET_LISTENS_COMMENT):].split()]
+    return found
 
 
 def render_reaper_unit(accounts: list[str]) -> str:

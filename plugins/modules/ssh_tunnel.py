@@ -136,7 +136,9 @@ public_key:
   returned: success
   type: str
 forwards:
-  description: The forwards as parsed.
+  description:
+    - The forwards as parsed, each with C(kind), C(bind_address), C(port), C(host) and C(host_port).
+    - Since 0.3.0 also C(listen_socket) and C(target_socket), the Unix-socket ends (null for a TCP end).
   returned: success
   type: list
   elements: dict

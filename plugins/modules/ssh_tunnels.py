@@ -125,12 +125,16 @@ options:
         type: dict
         default: {}
       local_forwards:
-        description: C(-L) forwards.
+        description:
+          - C(-L) forwards, as O(netreach.tunnels.ssh_tunnel#module:local_forwards) describes (a TCP or, since
+            0.3.0, a Unix-socket target).
         type: list
         elements: raw
         default: []
       remote_forwards:
-        description: C(-R) forwards.
+        description:
+          - C(-R) forwards, as O(netreach.tunnels.ssh_tunnel#module:remote_forwards) describes (since 0.3.0 with
+            Unix-socket ends).
         type: list
         elements: raw
         default: []

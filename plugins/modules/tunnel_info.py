@@ -65,12 +65,18 @@ tunnels:
     restarts: {description: systemd's restart count (NRestarts)., type: int}
     last_error: {description: The last error-looking line of the unit's journal., type: str}
     forwards:
-      description: The forwards, each with C(kind), C(listen), C(target), C(listening), C(probe_ok) and C(probe).
+      description:
+        - The forwards, each with C(kind), C(listen), C(target), C(listening), C(probe_ok) and C(probe).
+        - C(socket) (added in 0.3.0) says which end is a Unix socket path (V(listen), V(target), V(both)) or is
+          null for TCP at both ends. A local forward to a socket is probed like any other, through its TCP listen.
       type: list
       elements: dict
     healthy: {description: Active with every client-side forward listening and probed OK., type: bool}
 server_listens:
-  description: Remote forward binds authorised on this host, each with C(entry), C(listen) and C(listening).
+  description:
+    - Remote forward binds authorised on this host, each with C(entry), C(listen) and C(listening).
+    - Since 0.3.0 also the socket paths remote forwards declare here, each with C(account), C(listen) (the path),
+      C(socket=true) and C(listening) (a socket in LISTEN at that path, read from C(/proc/net/unix)).
   returned: always
   type: list
   elements: dict

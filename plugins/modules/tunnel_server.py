@@ -26,6 +26,9 @@ options:
       - The entries for this host. Each names the O(accounts) account, the client (inventory name) and tunnel it
         belongs to, the tunnel's public key, the C(opens) (V(host:port)) and C(listens) (V([host:]port)) it may use,
         and C(any_open) for a tunnel whose dynamic forward was allowed to open any destination.
+      - Since 0.3.0 also C(socket_opens) (Unix socket paths on this host its local forwards lead to) and
+        C(socket_listens) (socket paths its remote forwards listen on); paths are validated as in
+        M(netreach.tunnels.ssh_tunnel)'s O(netreach.tunnels.ssh_tunnel#module:local_forwards).
     type: list
     elements: dict
     default: []
@@ -72,6 +75,13 @@ extends_documentation_fragment:
 notes:
   - A dynamic forward (C(-D)) lets its key open any destination on the server, which C(permitopen) cannot narrow;
     the filter refuses it unless the tunnel sets C(server_allow_dynamic=true).
+  - Unix-socket forwards (since 0.3.0). C(AllowStreamLocalForwarding) is V(no) for every tunnel account except
+    those with an entry that declares a socket, and then only in the declared direction (V(local), V(remote)).
+    A socket a local forward leads to is pinned exactly, in C(permitopen) and C(PermitOpen) as C([/path]:*).
+    A socket a remote forward listens on cannot be pinned (sshd matches C(permitlisten) against TCP listens
+    only), so the account may listen on any path it can write, and with C(StreamLocalBindUnlink yes) (set for such
+    accounts, so a reconnecting session takes over its socket) replace any socket it may remove. Give such
+    tunnels an account of their own. See the socket forwards guide of the collection docs.
   - Each account's C(authorized_keys) is C(~/.ssh/authorized_keys) of its home; a symbolic C(~/.ssh) or
     C(authorized_keys) is refused, never followed. O(accounts) and O(sshd_dropin) are validated alike for
     O(state=present) and O(state=absent).

@@ -230,8 +230,127 @@ def test_ssh_options_cipher_carries_traffic_and_is_negotiated(client):
     print(f"{client}: cipher tunnel negotiated aes128-gcm@openssh.com; third prefers {default.split(',')[0]}")
 
 
+# --- Unix-socket forwards (issue 16): the sockets tunnel and the bastion's "sockets" account ----------------
+
+SOCKET_PAGE = "netreach bastion socket page on /run/netreach-lab/web.sock"
+# Where each client's sockets tunnel offers the client's sshd on the bastion (molecule.yml host_vars).
+SOCKET_LISTENS = {"client": "/home/sockets/tunnels-client.sock", "client13": "/home/sockets/tunnels-client13.sock"}
+# The socket tests wait longer than UP_TIMEOUT: each opens fresh sessions on a lab that may share a loaded machine.
+SOCKET_TIMEOUT = 45.0
+# The first line a Unix stream socket sends, within 10 s (socat gives up 0.5 s after its stdin ends).
+READ_LINE = ("python3 -c 'import socket, sys; s = socket.socket(socket.AF_UNIX); s.settimeout(10); "
+             "s.connect(sys.argv[1]); print(s.makefile().readline().strip())'")
+
+
+def fetch_page(host: Host, port: int) -> str:
+    return host.run(f"curl -s --max-time 5 http://127.0.0.1:{port}/").stdout
+
+
+def banner_through_socket(path: str) -> str:
+    """The first line read from the Unix socket PATH on the bastion (as root)."""
+    return lab_host("bastion").run(f"{READ_LINE} {path}").stdout.strip()
+
+
+def own_banner(client: str) -> str:
+    return read_port(lab_host(client), 22).split("\n")[0].strip()
+
+
+def try_socket_forward(client: str, tunnel: str, account: str, port: int, path: str) -> str:
+    """What a fresh ssh -L 127.0.0.1:PORT:PATH with TUNNEL's key, logged in to ACCOUNT on the bastion, serves."""
+    directory = f"/etc/netreach/tunnels/{tunnel}"
+    ssh = (f"runuser -u netreach-tunnel -- timeout 60 ssh -F /dev/null -i {directory}/id_ed25519 -o IdentitiesOnly=yes "
+           f"-o UserKnownHostsFile={directory}/known_hosts -o GlobalKnownHostsFile=/dev/null "
+           f"-o StrictHostKeyChecking=yes -o BatchMode=yes -o ExitOnForwardFailure=yes -N "
+           f"-L 127.0.0.1:{port}:{path} {account}@tunnels-bastion")
+    # Ask once ssh listens on PORT (or gave up): what comes back is what sshd made of the socket request.
+    listening = f"for i in $(seq 60); do nc -z 127.0.0.1 {port} && break; sleep 0.5; done"
+    out = lab_host(client).run(f"{ssh} & {listening}; curl -s --max-time 10 http://127.0.0.1:{port}/; kill %1; wait")
+    return out.stdout
+
+
+def sshd_log_since(since: int) -> str:
+    return lab_host("bastion").run(f"journalctl --no-pager -o cat -u ssh --since @{since}").stdout
+
+
 @pytest.mark.parametrize("client", CLIENTS)
-@pytest.mark.parametrize("tunnel", ["seed", "third", "socks", "reverse", "viaproxy", "authproxy", "cipher"])
+def test_local_forward_reaches_a_unix_socket_service_on_the_server(client):
+    host = lab_host(client)
+    seconds = wait_until(lambda: SOCKET_PAGE in fetch_page(host, 12370), SOCKET_TIMEOUT)
+    assert seconds is not None, (
+        f"{client}: no socket page on 127.0.0.1:12370:\n{labtest.journal(host, unit('sockets'))}")
+    print(f"{client}: 127.0.0.1:12370 served the bastion's /run/netreach-lab/web.sock page after {seconds:.1f} s")
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_remote_forward_offers_the_clients_sshd_as_a_socket_on_the_server(client):
+    path = SOCKET_LISTENS[client]
+    seconds = wait_until(lambda: banner_through_socket(path).startswith("SSH-2.0-"), SOCKET_TIMEOUT)
+    assert seconds is not None, (
+        f"bastion: no SSH banner on {path}:\n{labtest.journal(lab_host(client), unit('sockets'))}")
+    # Debian 12 and 13 run different OpenSSH releases: the banner tells whose sshd answered.
+    banner, own = banner_through_socket(path), own_banner(client)
+    assert banner == own, f"{path} answered {banner!r}; {client}'s own sshd says {own!r}"
+    # And the host key proves it: an ssh from the bastion through the socket meets this client's own key.
+    verbose = lab_host("bastion").run(
+        f"timeout 30 ssh -v -o 'ProxyCommand=socat - UNIX-CONNECT:{path}' -o StrictHostKeyChecking=no "
+        "-o UserKnownHostsFile=/dev/null -o BatchMode=yes -o PreferredAuthentications=none nobody@through-socket true"
+    ).stderr
+    fingerprint = lab_host(client).check_output("ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub").split()[1]
+    assert f"Server host key: ssh-ed25519 {fingerprint}" in verbose, verbose[-1500:]
+    mode = lab_host("bastion").check_output(f"stat -c '%F %a %U' {path}")
+    print(f"bastion: {path} ({mode}) answered with {client}'s sshd after {seconds:.1f} s")
+    assert mode == "socket 600 sockets", mode
+
+
+def test_tunnel_info_reports_socket_forwards_at_both_ends():
+    client = labtest.run_module(labtest.container("client"), "netreach.tunnels.tunnel_info", {"names": ["sockets"]})
+    (tunnel,) = client["tunnels"]
+    ends = {(fwd["kind"], fwd["socket"]) for fwd in tunnel["forwards"]}
+    assert ends == {("local", "target"), ("remote", "listen")}, tunnel["forwards"]
+    assert tunnel["healthy"], tunnel
+    server = labtest.run_module(labtest.container("bastion"), "netreach.tunnels.tunnel_info", {})
+    sockets = {entry["listen"]: entry for entry in server["server_listens"] if entry.get("socket")}
+    assert set(sockets) == set(SOCKET_LISTENS.values()), server["server_listens"]
+    assert all(entry["listening"] and entry["account"] == "sockets" for entry in sockets.values()), sockets
+
+
+def test_an_account_without_socket_forwards_is_refused_stream_local_forwarding():
+    since = int(time.time()) - 1
+    # Control: the sockets tunnel's key and account get the page through a fresh ssh -L to the socket.
+    assert SOCKET_PAGE in try_socket_forward("client", "sockets", "sockets", 12371, "/run/netreach-lab/web.sock")
+    # The tunnel account declares no socket forward: the same request is refused by sshd.
+    refused = try_socket_forward("client", "third", "tunnel", 12372, "/run/netreach-lab/web.sock")
+    assert "socket page" not in refused, refused
+    logged = sshd_log_since(since)
+    assert re.search(r"refused streamlocal port forward: .*target /run/netreach-lab/web.sock", logged), logged[-2000:]
+
+
+def test_a_socket_account_opens_only_its_declared_socket():
+    since = int(time.time()) - 1
+    other = "/run/netreach-lab/other.sock"
+    served = lab_host("bastion").run(f"curl -s --max-time 3 --unix-socket {other} http://lab/").stdout
+    assert "socket page on /run/netreach-lab/other.sock" in served, f"control failed: {other} serves {served!r}"
+    refused = try_socket_forward("client", "sockets", "sockets", 12373, other)
+    assert "socket page" not in refused, refused
+    assert f"Received request to connect to path {other}, but the request was denied" in sshd_log_since(since)
+
+
+def test_a_reconnecting_session_takes_over_the_socket_a_killed_one_left():
+    path = SOCKET_LISTENS["client"]
+    assert wait_until(lambda: banner_through_socket(path).startswith("SSH-2.0-"), SOCKET_TIMEOUT) is not None
+    bastion = lab_host("bastion")
+    assert bastion.run("pkill -KILL -u sockets -f '^sshd(-session)?: sockets'").rc == 0
+    # The killed session could not remove its socket: the file stays until the next session replaces it.
+    assert bastion.file(path).exists, f"{path} vanished with the killed session"
+    # Bounded generously: the unit backs off after a session it lost, and a loaded machine stretches each step; the
+    # point is that the new session binds over the stale file at all (without StreamLocalBindUnlink it cannot).
+    seconds = wait_until(lambda: banner_through_socket(path).startswith("SSH-2.0-"), 180)
+    assert seconds is not None, f"{path} does not answer again:\n{labtest.journal(lab_host('client'), unit('sockets'))}"
+    print(f"bastion: {path} answered again {seconds:.1f} s after its session was killed")
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+@pytest.mark.parametrize("tunnel", ["seed", "third", "socks", "reverse", "viaproxy", "authproxy", "cipher", "sockets"])
 def test_every_tunnel_runs_as_an_enabled_unit(client, tunnel):
     # After the traffic above, every unit is up; enabled is what brings it back after a reboot.
     service = lab_host(client).service(unit(tunnel))

@@ -297,6 +297,34 @@ for options in [{"Ciphers": "aes128-ctr", "ciphers": "aes256-ctr"}, {"Tunnel": "
 tunnel_case("ssh_options", ssh_options="Ciphers aes128-ctr")
 tunnel_case("ssh_options", ssh_options=["Ciphers=aes128-ctr"])
 
+# tunnels: Unix-socket forwards (issue 16): paths with '..', spaces, relative, too long for sun_path, or with
+# characters ssh_config would expand; a local forward listening on a socket; a client-side socket the unit's
+# sandbox hides; and the same paths in tunnel_server entries
+from ansible_collections.netreach.tunnels.plugins.module_utils._declaration import SOCKET_PATH_MAX  # noqa: E402
+
+SOCKET_PATHS_BAD = ["/run/../etc/x.sock", "/run/./x.sock", "/run//x.sock", "/run/x/", "run/x.sock", "x.sock",
+                    "/run/my socket.sock", "/run/x\n.sock", "/run/x\t.sock", "/run/x\x00.sock", "/run/%h.sock",
+                    "/run/${HOME}.sock", '/run/x".sock', "/" + "s" * SOCKET_PATH_MAX, "", 7]
+for bad in SOCKET_PATHS_BAD:
+    tunnel_case("local_forwards[0].target_socket", local_forwards=[{"port": 12370, "target_socket": bad}])
+    tunnel_case("remote_forwards[0].listen_socket", local_forwards=[],
+                remote_forwards=[{"listen_socket": bad, "host": "localhost", "host_port": 22}])
+    entry_case("entries[0].socket_opens", socket_opens=[bad])
+    entry_case("entries[0].socket_listens", socket_listens=[bad])
+for spec in ["12370:/run/../x.sock", "12370:relative/x.sock", "12370:/" + "s" * SOCKET_PATH_MAX]:
+    tunnel_case("local_forwards[0].target_socket", local_forwards=[spec])
+for spec in ["12370:/run/my socket", "12370:/run/x.sock\nProxyCommand sh"]:
+    tunnel_case("local_forwards[0]", local_forwards=[spec])
+for spec in ["/run/../x.sock:localhost:22", "/run//x.sock:localhost:22"]:
+    tunnel_case("remote_forwards[0].listen_socket", local_forwards=[], remote_forwards=[spec])
+tunnel_case("remote_forwards[0].target_socket", local_forwards=[], remote_forwards=["2375:/tmp/docker.sock"])
+tunnel_case("local_forwards[0].listen_socket", local_forwards=["/run/netreach/x.sock:localhost:80"])
+tunnel_case("local_forwards[0]", local_forwards=[{"port": 1, "target_socket": "/run/x.sock", "host": "h"}])
+tunnel_case("remote_forwards", local_forwards=[], remote_forwards=["/run/x.sock:h:1", "/run/x.sock:h:2"])
+entry_case("entries[0].socket_opens", socket_opens="/run/x.sock")
+fleet_case("laptop: tunnel_client_tunnels[0].remote_forwards[0].listen_socket",
+           {"name": "news", "server": "bastion", "remote_forwards": ["/home/tunnel/../x.sock:localhost:22"]})
+
 
 def run_case(module: str, params: dict):
     """Feed one row to the parser its module (or the role's filter) runs first."""
