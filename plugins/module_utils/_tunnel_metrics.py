@@ -126,12 +126,14 @@ def status_from_show(show: dict, cgroup_root: str = "/sys/fs/cgroup") -> UnitSta
         status.started = float(started[1:])
     pids = []
     group = show.get("ControlGroup", "")
-    if group:
+    # The unified hierarchy, or (a hybrid host) its copy under unified/, or systemd's own under systemd/.
+    for hierarchy in ("", "unified", "systemd") if group else ():
         try:
-            with open(os.path.join(cgroup_root, group.lstrip("/"), "cgroup.procs"), encoding="ascii") as handle:
+            with open(os.path.join(cgroup_root, hierarchy, group.lstrip("/"), "cgroup.procs"), encoding="ascii") as handle:
                 pids = handle.read().split()
+            break
         except OSError:
-            pids = []
+            continue
     if not pids and show.get("MainPID", "0") != "0":
         pids = [show["MainPID"]]
     status.pids = pids
@@ -149,15 +151,60 @@ def established_inodes(tcp_tables: list[str]) -> set[str]:
     return inodes
 
 
+def socket_inodes(fd_dir: str) -> set[str]:
+    """The socket inodes among the descriptors listed in FD_DIR (/proc/PID/fd)."""
+    sockets = set()
+    for entry in os.listdir(fd_dir):
+        try:
+            link = os.readlink(f"{fd_dir}/{entry}")
+        except FileNotFoundError:
+            continue  # closed in the meantime
+        if link.startswith("socket:["):
+            sockets.add(link[len("socket:["):-1])
+    return sockets
+
+
+def socket_inodes_as_owner(fd_dir: str, owner: int, group: int) -> set[str]:
+    """socket_inodes(FD_DIR) read by a child running as the process's OWNER: root without CAP_SYS_PTRACE (a
+    container's root) may not read another user's descriptors, their owner may."""
+    reader, writer = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child's exit status is what the parent sees
+        status = 1
+        try:
+            os.close(reader)
+            os.setgroups([])
+            os.setgid(group)
+            os.setuid(owner)
+            os.write(writer, " ".join(sorted(socket_inodes(fd_dir))).encode())
+            status = 0
+        finally:
+            os._exit(status)
+    os.close(writer)
+    with os.fdopen(reader, "rb") as stream:
+        text = stream.read().decode()
+    _pid, status = os.waitpid(child, 0)
+    if status != 0:
+        raise PermissionError(f"cannot read {fd_dir}")
+    return set(text.split())
+
+
+def process_sockets(pid: str, proc: str = "/proc") -> set[str]:
+    fd_dir = f"{proc}/{pid}/fd"
+    try:
+        return socket_inodes(fd_dir)
+    except PermissionError:
+        info = os.stat(f"{proc}/{pid}")
+        if os.geteuid() != 0 or info.st_uid == 0:
+            raise
+        return socket_inodes_as_owner(fd_dir, info.st_uid, info.st_gid)
+
+
 def session_established(pids: list[str], proc: str = "/proc") -> bool:
     """Whether one of PIDS holds an established TCP connection (the session or the hop that carries it)."""
     for pid in pids:
-        sockets = set()
         try:
-            for entry in os.listdir(f"{proc}/{pid}/fd"):
-                link = os.readlink(f"{proc}/{pid}/fd/{entry}")
-                if link.startswith("socket:["):
-                    sockets.add(link[len("socket:["):-1])
+            sockets = process_sockets(pid, proc)
         except OSError:
             continue  # it ended in the meantime
         if not sockets:

@@ -55,8 +55,9 @@ def render_metrics_service(directory: str) -> str:
         "[Service]",
         "Type=oneshot",
         f"ExecStart=/usr/bin/python3 {HELPER_DIR}/{METRICS_PROGRAM} {directory}",
-        # Root only to read the tunnel processes' sockets (/proc/PID/fd) and ask systemd; it writes one directory.
-        "CapabilityBoundingSet=CAP_SYS_PTRACE CAP_DAC_READ_SEARCH",
+        # Root only to read the tunnel processes' sockets (/proc/PID/fd: with CAP_SYS_PTRACE, or as their owner
+        # where root lacks it, as in a container) and to ask systemd; it writes one directory.
+        "CapabilityBoundingSet=CAP_SYS_PTRACE CAP_DAC_READ_SEARCH CAP_SETUID CAP_SETGID",
         "NoNewPrivileges=yes",
         "ProtectSystem=strict",
         f"ReadWritePaths={directory}",

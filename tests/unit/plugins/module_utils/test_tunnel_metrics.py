@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import socket
+import subprocess
 import threading
 
 import pytest
@@ -78,6 +79,31 @@ def test_systemctl_show_gives_running_restarts_start_and_the_cgroup_processes(tm
     between = metrics.status_from_show(metrics.parse_show("ActiveState=activating\nSubState=auto-restart\n"
                                                           "NRestarts=4\nExecMainStartTimestamp=\nMainPID=0\n"))
     assert (between.running, between.restarts, between.started, between.pids) == (False, 4, 0.0, [])
+
+
+def test_a_hybrid_host_s_cgroup_is_found_in_the_systemd_hierarchy(tmp_path):
+    (tmp_path / "systemd" / "docker" / "c" / "t").mkdir(parents=True)
+    (tmp_path / "systemd" / "docker" / "c" / "t" / "cgroup.procs").write_text("7\n8\n")
+    show = {"ActiveState": "active", "SubState": "running", "ControlGroup": "/docker/c/t", "MainPID": "7"}
+    assert metrics.status_from_show(show, str(tmp_path)).pids == ["7", "8"]
+    assert metrics.status_from_show(show, str(tmp_path / "none")).pids == ["7"]  # no cgroup file: the main process
+
+
+def test_another_user_s_sockets_are_read_as_that_user(tmp_path):
+    """What the metrics service does where root may not read other users' descriptors (no CAP_SYS_PTRACE)."""
+    uid = 65534 if os.geteuid() == 0 else os.geteuid()
+    holder = subprocess.Popen(["/usr/bin/python3", "-c", "import socket, sys; s = socket.socket(); s.bind(('127.0.0.1', 0)); "
+                               "print(s.fileno(), flush=True); sys.stdin.read()"],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, user=uid, group=uid)
+    try:
+        fd = holder.stdout.readline().strip()
+        expected = os.readlink(f"/proc/{holder.pid}/fd/{fd}")[len("socket:["):-1]
+        assert expected in metrics.socket_inodes_as_owner(f"/proc/{holder.pid}/fd", uid, uid)
+        with pytest.raises(PermissionError):
+            metrics.socket_inodes_as_owner(str(tmp_path / "gone"), uid, uid)
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=10)
 
 
 def fake_proc(tmp_path, pid: str, inode: str, state: str):
