@@ -107,12 +107,18 @@ def parse_show(text: str) -> dict:
     return dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
 
 
-def unit_status(name: str, cgroup_root: str = "/sys/fs/cgroup") -> UnitStatus:
-    """What systemd says of tunnel NAME's unit, and the processes in its cgroup."""
-    properties = ["ActiveState", "SubState", "NRestarts", "ExecMainStartTimestamp", "ControlGroup", "MainPID"]
+def unit_statuses(names: list[str], cgroup_root: str = "/sys/fs/cgroup") -> dict:
+    """What systemd says of the units of tunnels NAMES, and the processes in their cgroups: one systemctl call."""
+    if not names:
+        return {}
+    properties = ["Id", "ActiveState", "SubState", "NRestarts", "ExecMainStartTimestamp", "ControlGroup", "MainPID"]
     result = subprocess.run(["systemctl", "show", "--timestamp=unix", *[f"--property={p}" for p in properties],
-                             UNIT.format(name)], capture_output=True, text=True, check=False)
-    return status_from_show(parse_show(result.stdout), cgroup_root)
+                             *[UNIT.format(name) for name in names]], capture_output=True, text=True, check=False)
+    shown = {}
+    for block in result.stdout.split("\n\n"):
+        show = parse_show(block)
+        shown[show.get("Id")] = show
+    return {name: status_from_show(shown.get(UNIT.format(name), {}), cgroup_root) for name in names}
 
 
 def status_from_show(show: dict, cgroup_root: str = "/sys/fs/cgroup") -> UnitStatus:
@@ -324,7 +330,9 @@ def main(argv: list[str]) -> int:
     if len(argv) != 1 or not argv[0].startswith("/"):
         sys.stderr.write("usage: tunnel-metrics DIRECTORY (node_exporter's textfile directory)\n")
         return 2
-    states = [measure(config, unit_status(config.name)) for config in discover()]
+    configs = discover()
+    statuses = unit_statuses([config.name for config in configs])
+    states = [measure(config, statuses[config.name]) for config in configs]
     write_atomically(argv[0], TEXTFILE, render(states))
     return 0
 

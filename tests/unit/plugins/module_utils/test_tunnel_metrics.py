@@ -81,6 +81,23 @@ def test_systemctl_show_gives_running_restarts_start_and_the_cgroup_processes(tm
     assert (between.running, between.restarts, between.started, between.pids) == (False, 4, 0.0, [])
 
 
+def test_one_systemctl_call_gives_every_unit_s_status(monkeypatch):
+    calls = []
+
+    def show(args, **_kwargs):
+        calls.append(args)
+        blocks = [f"Id=netreach-tunnel@{name}.service\nActiveState={state}\nSubState={sub}\nNRestarts={restarts}\n"
+                  for name, state, sub, restarts in [("news", "active", "running", 2), ("socks", "activating", "start-pre", 7)]]
+        return subprocess.CompletedProcess(args, 0, "\n".join(blocks), "")
+
+    monkeypatch.setattr(metrics.subprocess, "run", show)
+    statuses = metrics.unit_statuses(["news", "socks", "gone"])
+    assert len(calls) == 1 and calls[0][-3:] == [metrics.UNIT.format(name) for name in ("news", "socks", "gone")]
+    assert [(statuses[name].running, statuses[name].restarts) for name in ("news", "socks", "gone")] == [
+        (True, 2), (False, 7), (False, 0)]
+    assert metrics.unit_statuses([]) == {}
+
+
 def test_a_hybrid_host_s_cgroup_is_found_in_the_systemd_hierarchy(tmp_path):
     (tmp_path / "systemd" / "docker" / "c" / "t").mkdir(parents=True)
     (tmp_path / "systemd" / "docker" / "c" / "t" / "cgroup.procs").write_text("7\n8\n")
@@ -261,7 +278,8 @@ def test_a_failed_write_keeps_the_old_file_and_removes_the_scratch_file(tmp_path
 def test_main_writes_the_textfile_of_the_discovered_tunnels(tmp_path, monkeypatch):
     config = tunnel_config(local_forwards=[f"127.0.0.1:{closed_port()}:localhost:119"])
     monkeypatch.setattr(metrics, "discover", lambda: [config])
-    monkeypatch.setattr(metrics, "unit_status", lambda name: metrics.UnitStatus(running=True, restarts=1, pids=[]))
+    monkeypatch.setattr(metrics, "unit_statuses",
+                        lambda names: {name: metrics.UnitStatus(running=True, restarts=1, pids=[]) for name in names})
     assert metrics.main([str(tmp_path)]) == 0
     families = parse_exposition((tmp_path / metrics.TEXTFILE).read_text())
     assert families["netreach_tunnel_up"] == [({"tunnel": "news", "server": "newshost"}, 0)]
