@@ -19,7 +19,7 @@ from ansible_collections.netreach.tunnels.plugins.module_utils._declaration impo
 from ansible_collections.netreach.tunnels.plugins.module_utils._engine import Plan, Target, target
 from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_apply import helper_target, unit_target
 from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_helpers import program_text
-from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_render import HELPER_DIR
+from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_render import HARDENING, HELPER_DIR
 
 METRICS_SERVICE = "netreach-tunnel-metrics.service"
 METRICS_TIMER = "netreach-tunnel-metrics.timer"
@@ -58,24 +58,10 @@ def render_metrics_service(directory: str) -> str:
         # Root only to read the tunnel processes' sockets (/proc/PID/fd: with CAP_SYS_PTRACE, or as their owner
         # where root lacks it, as in a container) and to ask systemd; it writes one directory.
         "CapabilityBoundingSet=CAP_SYS_PTRACE CAP_DAC_READ_SEARCH CAP_SETUID CAP_SETGID",
-        "NoNewPrivileges=yes",
-        "ProtectSystem=strict",
         f"ReadWritePaths={directory}",
-        "ProtectHome=yes",
-        "PrivateTmp=yes",
-        "PrivateDevices=yes",
-        "ProtectKernelTunables=yes",
-        "ProtectKernelModules=yes",
-        "ProtectKernelLogs=yes",
-        "ProtectClock=yes",
-        "ProtectHostname=yes",
-        "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6",
-        "RestrictNamespaces=yes",
-        "RestrictRealtime=yes",
-        "RestrictSUIDSGID=yes",
-        "LockPersonality=yes",
-        "SystemCallArchitectures=native",
-        "UMask=0022",
+        # The tunnels' own sandbox, but for what reading other processes needs: their /proc entries, and
+        # setuid/setgid (the @privileged group) to read them as their owner.
+        *[line for line in HARDENING if not line.startswith(("ProtectProc=", "ProcSubset=", "SystemCallFilter="))],
         "",
     ])
 
