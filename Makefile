@@ -18,7 +18,7 @@ export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 export PYTHONPATH := $(COLLECTIONS)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: help setup host venv tool-venvs images collection unit argspecs lint sanity changelog-lint docs-test importer ee matrix \
+.PHONY: help setup host venv tool-venvs images collection unit argspecs lint sanity changelog-lint docs-test promrules importer ee matrix \
 	controller-2.16 molecule scenario test docs changelog demo demo-down lab-down bench clean
 
 help:
@@ -65,6 +65,10 @@ changelog-lint: venv
 
 docs-test: host
 	@bash lab/scripts/test.sh docs
+
+# The example Prometheus alert rules (extras/prometheus/) through promtool check and test, in the lab image.
+promrules: images
+	@bash lab/scripts/test.sh promrules
 
 importer: venv
 	@bash lab/scripts/test.sh importer

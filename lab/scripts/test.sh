@@ -2,7 +2,7 @@
 # Run the test stages of `make test` (all of them, or the ones named) and report each with its wall time.
 # Every stage runs even when an earlier one failed; the exit code is non-zero when any stage failed.
 #
-# usage: lab/scripts/test.sh [unit|argspecs|lint|sanity|changelog|docs|importer|matrix|controller-2.16|molecule ...]
+# usage: lab/scripts/test.sh [unit|argspecs|lint|sanity|changelog|docs|promrules|importer|matrix|controller-2.16|molecule ...]
 #
 # The ansible-core matrix: .venv holds 2.19 (unit, sanity, molecule); `matrix` runs the unit tests and sanity
 # again on 2.16, 2.17 and 2.18, and `controller-2.16` runs the smoke scenario with a 2.16 controller, each from
@@ -61,6 +61,16 @@ stage_changelog() {
 stage_docs() {
     # antsibull-docs lint, then the Sphinx build with warnings as errors (the same as `make docs`).
     bash lab/scripts/docs.sh
+}
+
+stage_promrules() {
+    # The example alert rules the collection ships (extras/prometheus/), with Debian's promtool from the
+    # neighbours lab image (a host install of Debian's prometheus package would start a server on the host):
+    # `promtool check rules`, then the rule tests of tests/prometheus/.
+    local image=netreach-lab:bookworm-neighbours
+    docker image inspect "${image}" >/dev/null 2>&1 || { echo "promrules: ${image} is missing: run make images"; return 1; }
+    docker run --rm --network none -v "${root}:/src:ro" -w /src --entrypoint /bin/sh "${image}" -c \
+        'promtool check rules extras/prometheus/*.rules.yml && promtool test rules tests/prometheus/*.test.yml'
 }
 
 stage_importer() {
@@ -159,7 +169,7 @@ stage_molecule() {
 }
 
 stages=("$@")
-(( ${#stages[@]} )) || stages=(unit argspecs lint sanity changelog docs importer ee matrix controller-2.16 molecule)
+(( ${#stages[@]} )) || stages=(unit argspecs lint sanity changelog docs promrules importer ee matrix controller-2.16 molecule)
 passed=0 failed=0 failed_names=()
 for stage in "${stages[@]}"; do
     echo "=== ${stage}"

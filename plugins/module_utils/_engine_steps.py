@@ -116,7 +116,9 @@ class CommandStep(Step):
     data: str | None = None
 
     def run(self, plan: Plan) -> None:
-        if self.after_changes and not any(step.changed for step in plan.steps[:plan.steps.index(self)]):
+        # By identity: a second daemon-reload equals the first, and list.index() would find the first one.
+        position = next(index for index, step in enumerate(plan.steps) if step is self)
+        if self.after_changes and not any(step.changed for step in plan.steps[:position]):
             return
         plan.run(self.args, check=self.check, data=self.data)
 

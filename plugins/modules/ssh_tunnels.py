@@ -154,10 +154,28 @@ options:
     description: Only make the key pairs of O(tunnels) (their name, identity_file and run_as are read).
     type: bool
     default: false
+  metrics_dir:
+    description:
+      - node_exporter's textfile directory (Debian's is C(/var/lib/prometheus/node-exporter)). With it,
+        C(netreach-tunnel-metrics.timer) writes C(netreach_tunnels.prom) there every O(metrics_interval) seconds,
+        atomically, with the state of every netreach tunnel of the host (C(netreach_tunnel_up),
+        C(netreach_forward_up), C(netreach_tunnel_restarts_total), C(netreach_tunnel_up_since_seconds)).
+      - Without it (the default) the timer, its program and the textfile it wrote are removed, if present.
+      - The directory is made (0755) when it is missing; an absolute path of plain components.
+      - Ignored with O(keys_only=true).
+    type: path
+    version_added: 0.3.0
+  metrics_interval:
+    description: Seconds between two runs of the metrics timer (1 to 3600).
+    type: int
+    default: 15
+    version_added: 0.3.0
 extends_documentation_fragment:
   - netreach.tunnels.attributes
 notes:
   - Tunnels not made by this collection are never touched, with O(exclusive) too.
+  - The metrics program probes each tunnel (its unit runs and holds an established TCP connection; each local or
+    dynamic forward's listener answers); the docs site's metrics page says what each metric means.
 """
 
 EXAMPLES = r"""
@@ -173,6 +191,7 @@ EXAMPLES = r"""
         server: bastion.example.org
         known_hosts: ["bastion.example.org ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExampleExampleExampleExampleExampleEx"]
         dynamic_forwards: ["127.0.0.1:3128"]
+    metrics_dir: /var/lib/prometheus/node-exporter
   register: tunnels
 """
 
@@ -195,6 +214,11 @@ public_keys:
   description: Tunnel name to public key, for the server end (the tunnels that are not absent).
   returned: success
   type: dict
+metrics:
+  description: Whether the metrics timer, its service or its program changed in this run.
+  returned: success
+  type: bool
+  version_added: 0.3.0
 removed:
   description: The tunnels this run removes (or would, in check mode); state=absent, or undeclared with O(exclusive).
   returned: success
@@ -213,6 +237,7 @@ from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_many impo
     proxy_password,
     tunnel_argument_spec,
 )
+from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_metrics_plan import parse_metrics, plan_metrics
 
 
 def main() -> None:
@@ -221,12 +246,15 @@ def main() -> None:
             tunnels=dict(type="list", elements="dict", default=[], options=tunnel_argument_spec()),
             exclusive=dict(type="bool", default=False),
             keys_only=dict(type="bool", default=False),
+            metrics_dir=dict(type="path"),
+            metrics_interval=dict(type="int", default=15),
         ),
         supports_check_mode=True,
     )
     items, keys_only = module.params["tunnels"], module.params["keys_only"]
     try:
         requests = parse_tunnels(items, keys_only)
+        metrics_dir, metrics_interval = parse_metrics(module.params["metrics_dir"], module.params["metrics_interval"])
     except DeclarationError as exc:
         module.fail_json(msg=str(exc), field=exc.field)
     plan = SharedPlan(module, secrets=[proxy_password(item) for item in items])
@@ -234,10 +262,11 @@ def main() -> None:
         report = plan_keys(plan, requests)
     else:
         report = plan_tunnels(plan, items, requests, module.params["exclusive"])
+    metrics = False if keys_only else plan_metrics(plan, metrics_dir, metrics_interval)
     result = plan.commit()
     tunnels = report()
     removed = sorted(name for name, row in tunnels.items() if row.get("state") == "absent" and row["changed"])
-    module.exit_json(tunnels=tunnels, removed=removed,
+    module.exit_json(tunnels=tunnels, removed=removed, metrics=metrics,
                      public_keys={name: row["public_key"] for name, row in tunnels.items() if "public_key" in row},
                      **result)
 

@@ -29,7 +29,7 @@ BATCH = 20
 # Workers per host: aliases of the host in a generated inventory, each running its share of the rows in parallel.
 WORKERS = {CLIENT: 6, SERVER: 3}
 # Where each module's rows run: the tunnel server's pieces on the server, the client's on the client.
-HOSTS = {"ssh_tunnel": CLIENT, "tunnel_key": CLIENT, "nat_rules": CLIENT, "client_proxy": CLIENT, "client_session": CLIENT,
+HOSTS = {"ssh_tunnel": CLIENT, "ssh_tunnels": CLIENT, "tunnel_key": CLIENT, "nat_rules": CLIENT, "client_proxy": CLIENT, "client_session": CLIENT,
          "tunnel_server": SERVER, "tunnel_server role": SERVER}
 
 

@@ -13,6 +13,7 @@ from ansible_collections.netreach.tunnels.plugins.module_utils._session import S
 from ansible_collections.netreach.tunnels.plugins.module_utils._session_apply import session_targets
 from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel import parse_identity, parse_request
 from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_fleet import client_entries
+from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_metrics_plan import parse_metrics
 from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_server import parse_entries, parse_server
 
 TUNNEL = dict(
@@ -325,6 +326,14 @@ entry_case("entries[0].socket_opens", socket_opens="/run/x.sock")
 fleet_case("laptop: tunnel_client_tunnels[0].remote_forwards[0].listen_socket",
            {"name": "news", "server": "bastion", "remote_forwards": ["/home/tunnel/../x.sock:localhost:22"]})
 
+# issue 16 (metrics): ssh_tunnels' textfile directory goes into a unit file as it is, its interval into a timer.
+for bad in ["relative/dir", "/var/lib/../etc", "/var/lib/./x", "/", "/var/lib/node exporter", "/var/lib/x\nExecStart=/bin/sh",
+            "/var//lib", "/var/lib/-x;id", "/var/lib/x%h"]:
+    CASES.append(("ssh_tunnels", {"tunnels": [], "metrics_dir": bad}, "metrics_dir"))
+for bad in [0, -1, 3601, 10 ** 9]:
+    CASES.append(("ssh_tunnels", {"tunnels": [], "metrics_dir": "/var/lib/prometheus/node-exporter",
+                                  "metrics_interval": bad}, "metrics_interval"))
+
 
 def run_case(module: str, params: dict):
     """Feed one row to the parser its module (or the role's filter) runs first."""
@@ -332,6 +341,8 @@ def run_case(module: str, params: dict):
         return parse_request(params)
     if module == "tunnel_key":
         return parse_identity(params)
+    if module == "ssh_tunnels":
+        return parse_metrics(params.get("metrics_dir"), params.get("metrics_interval", 15))
     if module == "nat_rules":
         return parse_nat(params)
     if module == "client_proxy":

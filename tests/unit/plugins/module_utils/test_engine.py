@@ -199,6 +199,16 @@ def test_daemon_reload_runs_only_after_a_change_and_is_no_change_itself(tmp_path
     assert module.commands == [["systemctl", "daemon-reload"]]
 
 
+def test_a_second_daemon_reload_runs_after_a_change_that_follows_the_first(tmp_path):
+    """Two reloads are equal steps: the second must look at the steps before itself, not before the first."""
+    plan, module = plan_for(tmp_path)
+    plan.daemon_reload()
+    plan.file(target("/etc/systemd/system", "netreach-x.service"), "[Unit]\n")
+    plan.daemon_reload()
+    plan.commit()
+    assert module.commands == [["systemctl", "daemon-reload"]]
+
+
 def test_read_back_fails_naming_the_layer(tmp_path):
     module = FakeModule(tmp_path, answers={("systemctl", "show-environment"): (0, "no_proxy=x\n", "")})
     plan = Plan(module)
