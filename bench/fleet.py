@@ -27,6 +27,8 @@ action (set_fact, assert, include_*), as the fleet scenario counts them.
 Prints every figure and writes bench/results/fleet.json, docs/plots/fleet*.svg and a section of docs/benchmarks.md.
 
 usage: bench/fleet.py  (FLEET_SIZES=10,30,60,100 FLEET_CONNECTIONS=ssh,docker FORKS=10 BATCH=10;
+                        FLEET_KEEP=1 keeps the saved figures of the sizes/connections not measured;
+                        bench/fleet.py --report: the section and plots again from the saved figures;
                         needs the lab image and the installed collection)
 """
 from __future__ import annotations
@@ -298,7 +300,10 @@ def measure(size: int, connection: str, workdir: pathlib.Path) -> dict:
 
 
 def report(results: list[dict]) -> None:
-    lines = ["![Fleet: converge, idempotent rerun and ping floor per fleet size and connection](plots/fleet.svg)", "",
+    connections = list(dict.fromkeys(row["connection"] for row in results))
+    lines = [f"![Fleet over {connection}: converge, idempotent rerun and ping floor per fleet size]"
+             f"(plots/fleet-{connection}.svg)" for connection in connections]
+    lines = [line for plot in lines for line in (plot, "")] + [
              "![Fleet: idempotent rerun / ping floor](plots/fleet-ratio.svg)", "",
              "| hosts (clients) | connection | converge | idempotent rerun | ping floor (median of 3) | rerun / ping | "
              "load (1 min) at converge, rerun | clients carrying traffic |",
@@ -321,13 +326,12 @@ def report(results: list[dict]) -> None:
                   f"{row['hosts']} hosts {row['connection']} {row['machine_before']['memory_available_gb']:g} GB"
                   for row in results) + "; booting the lab in batches of " + str(BATCH) + ": " + ", ".join(
                   f"{row['hosts']} hosts {row['boot_s']:.0f} s" for row in results) + "."]
-    largest = max(row["hosts"] for row in results)
-    for row in results:
-        if row["hosts"] != largest:
-            continue
-        lines += ["", f"Where the converge of {largest} hosts over {row['connection']} goes ({row['converge_s']:.1f} s; "
-                      f"task start to its last host result, json callback; "
-                      f"![plot](plots/fleet-converge-{row['connection']}.svg)):", "",
+    for connection in connections:
+        row = max((row for row in results if row["connection"] == connection), key=lambda row: row["hosts"])
+        lines += ["", f"Where the converge of {row['hosts']} hosts over {connection} goes ({row['converge_s']:.1f} s; "
+                      "each task from its start to its last host result, as the json callback records them):", "",
+                  f"![Where the converge of {row['hosts']} hosts over {connection} goes]"
+                  f"(plots/fleet-converge-{connection}.svg)", "",
                   "| task (play / task) | seconds | share |", "|---|---|---|"]
         for name, seconds in row["converge_breakdown"]:
             if seconds >= 0.05 * row["converge_s"] / 5 or name.startswith("outside"):
@@ -347,8 +351,29 @@ def report(results: list[dict]) -> None:
                   "(every task's time, converge and rerun) in `bench/results/fleet.json`.", lines)
 
 
+def save(results: list[dict]) -> None:
+    save_results("fleet", {"forks": FORKS, "pipelining": True, "ratio_target": RATIO_TARGET, "batch": BATCH,
+                           "control_persist": CONTROL_PERSIST, "sizes": results})
+
+
+def earlier_results() -> list[dict]:
+    """With FLEET_KEEP=1, the saved figures of the sizes and connections this run does not measure (a long run
+    split in parts: the 100-host labs later, when the machine has the memory)."""
+    path = pathlib.Path(__file__).resolve().parent / "results" / "fleet.json"
+    if not os.environ.get("FLEET_KEEP") or not path.exists():
+        return []
+    measured = {(size, connection) for size in SIZES for connection in CONNECTIONS}
+    return [row for row in json.loads(path.read_text()).get("sizes", [])
+            if "connection" in row and (row["hosts"], row["connection"]) not in measured]
+
+
 def main() -> int:
-    results = []
+    if sys.argv[1:] == ["--report"]:
+        report(json.loads((pathlib.Path(__file__).resolve().parent / "results" / "fleet.json").read_text())["sizes"])
+        import plots
+        plots.fleet()
+        return 0
+    results = earlier_results()
     with tempfile.TemporaryDirectory(prefix="fleet-bench-") as tmp:
         workdir = pathlib.Path(tmp)
         try:
@@ -358,11 +383,12 @@ def main() -> int:
                         results.append(measure(size, connection, workdir))
                     finally:
                         close_masters(workdir)
+                    results.sort(key=lambda row: (row["hosts"], CONNECTIONS.index(row["connection"])
+                                                  if row["connection"] in CONNECTIONS else 9))
+                    save(results)  # after every lab: a later failure loses nothing
         finally:
             if not os.environ.get("KEEP_LAB"):
                 stop(workdir)
-    save_results("fleet", {"forks": FORKS, "pipelining": True, "ratio_target": RATIO_TARGET, "batch": BATCH,
-                           "control_persist": CONTROL_PERSIST, "sizes": results})
     report(results)
     import plots  # after the figures are saved and reported, so a plotting error loses nothing
     plots.fleet()
