@@ -322,7 +322,7 @@ def breakdown_rows(spent: list[list], total: float) -> list[str]:
     return rows
 
 
-def report(results: list[dict]) -> None:
+def report(results: list[dict], unfinished: list[str] | None = None) -> None:
     connections = list(dict.fromkeys(row["connection"] for row in results))
     lines = [f"![Fleet over {connection}: converge, idempotent rerun and ping floor per fleet size]"
              f"(plots/fleet-{connection}.svg)" for connection in connections]
@@ -360,6 +360,7 @@ def report(results: list[dict]) -> None:
         lines.append(f"- Rerun of {row['hosts']} hosts over {row['connection']}: the three calls that reach every "
                      f"client {client:.1f} s ({client / row['ping_s']:.1f}x the ping floor), the servers' play "
                      f"{server:.1f} s (clients wait), every other task and ansible's start {rest:.1f} s.")
+    lines += [f"- Not measured: {note}" for note in unfinished or []]
     for connection in connections:
         row = max((row for row in results if row["connection"] == connection), key=lambda row: row["hosts"])
         lines += ["", f"Where the converge of {row['hosts']} hosts over {connection} goes ({row['converge_s']:.1f} s; "
@@ -387,8 +388,11 @@ def report(results: list[dict]) -> None:
 
 
 def save(results: list[dict]) -> None:
+    """The figures, and the notes of runs that did not finish (written by hand into the file: "unfinished")."""
+    path = pathlib.Path(__file__).resolve().parent / "results" / "fleet.json"
+    unfinished = json.loads(path.read_text()).get("unfinished", []) if path.exists() else []
     save_results("fleet", {"forks": FORKS, "pipelining": True, "ratio_target": RATIO_TARGET, "batch": BATCH,
-                           "control_persist": CONTROL_PERSIST, "sizes": results})
+                           "control_persist": CONTROL_PERSIST, "sizes": results, "unfinished": unfinished})
 
 
 def earlier_results() -> list[dict]:
@@ -404,7 +408,8 @@ def earlier_results() -> list[dict]:
 
 def main() -> int:
     if sys.argv[1:] == ["--report"]:
-        report(json.loads((pathlib.Path(__file__).resolve().parent / "results" / "fleet.json").read_text())["sizes"])
+        saved = json.loads((pathlib.Path(__file__).resolve().parent / "results" / "fleet.json").read_text())
+        report(saved["sizes"], saved.get("unfinished"))
         import plots
         plots.fleet()
         return 0
@@ -424,7 +429,8 @@ def main() -> int:
         finally:
             if not os.environ.get("KEEP_LAB"):
                 stop(workdir)
-    report(results)
+    report(results, json.loads((pathlib.Path(__file__).resolve().parent / "results" / "fleet.json").read_text())
+           .get("unfinished"))
     import plots  # after the figures are saved and reported, so a plotting error loses nothing
     plots.fleet()
     return 0
