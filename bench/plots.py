@@ -71,17 +71,45 @@ def fleet() -> None:
     data = load("fleet")
     if data is None:
         return
-    rows = data["sizes"]
-    hosts = [row["hosts"] for row in rows]
-    save("fleet", line_chart(
-        f"Fleet: site.yml converge, idempotent rerun and ping floor (forks {data['forks']})", hosts,
-        {"converge": [row["converge_s"] for row in rows], "idempotent rerun": [row["rerun_s"] for row in rows],
-         "ansible -m ping (floor)": [row["ping_s"] for row in rows]},
-        "lab hosts (bastion + target server + clients)", "seconds", unit=" s"))
+    rows = [row for row in data["sizes"] if "connection" in row]
+    connections = list(dict.fromkeys(row["connection"] for row in rows))
+    sizes = sorted({row["hosts"] for row in rows})
+    figures = {(row["hosts"], row["connection"]): row for row in rows}
+    for connection in connections:
+        measured = [figures[size, connection] for size in sizes if (size, connection) in figures]
+        save(f"fleet-{connection}", line_chart(
+            f"Fleet over {connection}: site.yml converge, idempotent rerun, ping floor (forks {data['forks']})",
+            [row["hosts"] for row in measured],
+            {"converge": [row["converge_s"] for row in measured],
+             "idempotent rerun": [row["rerun_s"] for row in measured],
+             "ansible all -m ping (floor)": [row["ping_s"] for row in measured]},
+            "lab hosts (bastion + target server + clients)", "seconds", unit=" s"))
+        largest = measured[-1]
+        spent = largest["converge_breakdown"][:8] + [largest["converge_breakdown"][-1]]
+        save(f"fleet-converge-{connection}", hbar_chart(
+            f"Where the converge of {largest['hosts']} hosts over {connection} goes ({fmt_seconds(largest['converge_s'])})",
+            [short_task(name) for name, _seconds in spent], [seconds for _name, seconds in spent], "seconds",
+            unit=" s", width=1000))
     save("fleet-ratio", bar_chart(
-        "Fleet: idempotent rerun / ping floor", [f"{h} hosts" for h in hosts],
-        {"rerun / ping": [row["rerun_ping_ratio"] for row in rows]}, "times the ping floor", unit="x",
-        targets=(Target(data["ratio_target"], f"target {data['ratio_target']:g}x"),), width=620))
+        "Fleet: idempotent rerun / ping floor (same connection, same run)", [f"{size} hosts" for size in sizes],
+        {connection: [figures[size, connection]["rerun_ping_ratio"] if (size, connection) in figures else None
+                      for size in sizes] for connection in connections},
+        "times the ping floor", unit="x", missing="not measured",
+        targets=(Target(data["ratio_target"], f"target {data['ratio_target']:g}x"),), width=680))
+
+
+def fmt_seconds(value: float) -> str:
+    return f"{value:.0f} s"
+
+
+def short_task(name: str) -> str:
+    """A task of the breakdown as its play's first words and its own name, without the role prefix."""
+    if " / " not in name:
+        return name
+    play, task = name.split(" / ", 1)
+    task = task.split(" : ", 1)[-1]
+    label = f"{' '.join(play.split()[:3])}: {task}"
+    return label if len(label) <= 70 else label[:67] + "..."
 
 
 def throughput() -> None:

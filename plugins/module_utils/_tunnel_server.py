@@ -392,3 +392,20 @@ def render_reaper_unit(accounts: list[str]) -> str:
         "WantedBy=multi-user.target",
         "",
     ])
+
+
+HOST_KEY_TYPES = ("dsa", "rsa", "ecdsa", "ed25519")
+HOST_KEY_RE = re.compile(r"^(ssh-dss|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|ssh-ed25519) ([A-Za-z0-9+/=]+)(\s.*)?$")
+
+
+def host_key_facts(public_keys: dict[str, str | None]) -> dict[str, str]:
+    """The ssh_pub_keys facts of ansible.builtin.setup (ansible_ssh_host_key_TYPE_public and its _keytype) from
+    the texts of /etc/ssh/ssh_host_TYPE_key.pub (None: no such file), so the clients can pin this server's host
+    keys without a fact-gathering round. A text that is not one public key line is left out."""
+    facts = {}
+    for key_type in HOST_KEY_TYPES:
+        match = HOST_KEY_RE.fullmatch((public_keys.get(key_type) or "").strip())
+        if match:
+            facts[f"ansible_ssh_host_key_{key_type}_public"] = match.group(3)
+            facts[f"ansible_ssh_host_key_{key_type}_public_keytype"] = match.group(1)
+    return facts

@@ -21,10 +21,12 @@ from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_apply imp
 from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_helpers import program_text
 from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_server import (
     DROPIN_DIR,
+    HOST_KEY_TYPES,
     REAPER_UNIT,
     ServerDeclaration,
     account_policies,
     dropin_accounts,
+    host_key_facts,
     merge_authorized_keys,
     render_reaper_unit,
     render_sshd_dropin,
@@ -103,4 +105,6 @@ def plan_server(plan: Plan, server: ServerDeclaration) -> dict:
             authorized[account] = plan_authorized_keys(plan, server, account,
                                                        server.absent or account in retired)
     plan_reaper(plan, server.accounts, enabled=not server.absent and server.reaper)
-    return dict(authorized=authorized, sshd_dropin=dropin_target(server.dropin_name).path, sshd_reloaded=reloaded)
+    host_keys = {key_type: plan.read_foreign(f"/etc/ssh/ssh_host_{key_type}_key.pub") for key_type in HOST_KEY_TYPES}
+    return dict(authorized=authorized, sshd_dropin=dropin_target(server.dropin_name).path, sshd_reloaded=reloaded,
+                ansible_facts=host_key_facts(host_keys))

@@ -116,6 +116,14 @@ sshd_reloaded:
   description: Whether sshd was reloaded (in check mode, whether it would be).
   returned: success
   type: bool
+ansible_facts:
+  description:
+    - This host's SSH host keys as the C(ssh_pub_keys) facts of M(ansible.builtin.setup) (for example
+      C(ansible_ssh_host_key_ed25519_public) and C(ansible_ssh_host_key_ed25519_public_keytype)), read from
+      C(/etc/ssh/ssh_host_*_key.pub), so the clients pin them without a fact-gathering round.
+  returned: success
+  type: dict
+  version_added: 0.3.0
 """
 
 from ansible.module_utils.basic import AnsibleModule

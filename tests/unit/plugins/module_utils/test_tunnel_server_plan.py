@@ -140,3 +140,23 @@ def test_hostile_accounts_and_dropins_are_refused_in_every_state(changes, field,
     with pytest.raises(DeclarationError) as info:
         parse_server(dict(PARAMS, state=state, **changes))
     assert info.value.field == field
+
+
+def test_the_host_keys_come_back_as_the_facts_setup_gathers(tmp_path):
+    """The facts the client role pins (ansible_ssh_host_key_*_public, as setup's ssh_pub_keys subset names them),
+    in check mode too; a file that is not one public key line is left out, a missing one gives no fact."""
+    host(tmp_path)
+    keys = {"ed25519": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHOST root@bastion\n",
+            "ecdsa": "ecdsa-sha2-nistp384 AAAAE2VjZHNhHOST\n", "rsa": "not a key\n"}
+    for key_type, text in keys.items():
+        with open(real(tmp_path, f"/etc/ssh/ssh_host_{key_type}_key.pub"), "w", encoding="utf-8") as stream:
+            stream.write(text)
+    expected = {"ansible_ssh_host_key_ed25519_public": "AAAAC3NzaC1lZDI1NTE5AAAAIHOST",
+                "ansible_ssh_host_key_ed25519_public_keytype": "ssh-ed25519",
+                "ansible_ssh_host_key_ecdsa_public": "AAAAE2VjZHNhHOST",
+                "ansible_ssh_host_key_ecdsa_public_keytype": "ecdsa-sha2-nistp384"}
+    for check in (True, False):
+        assert run(tmp_path, check=check)[0]["ansible_facts"] == expected
+    os.remove(real(tmp_path, "/etc/ssh/ssh_host_ecdsa_key.pub"))
+    assert set(run(tmp_path)[0]["ansible_facts"]) == {"ansible_ssh_host_key_ed25519_public",
+                                                      "ansible_ssh_host_key_ed25519_public_keytype"}
