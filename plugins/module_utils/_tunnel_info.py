@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 import socket
 import time
 
@@ -27,14 +28,24 @@ AUTHORIZED_GLOB = "/home/*/.ssh/authorized_keys"
 PROPERTIES = "--property=ActiveState,SubState,NRestarts,UnitFileState,ActiveEnterTimestamp,InvocationID"
 
 
+def _ssh_config(plan: Plan, name: str) -> str | None:
+    try:
+        return plan.host.read(tunnel_target(name, "ssh_config"))
+    except ConfinementError:
+        return None  # a link or a directory where our file belongs: nothing we wrote
+
+
 def read_forwards(plan: Plan, name: str) -> tuple[str, list[str], list[dict]]:
     """(server, jump hosts, forwards) from the tunnel's own ssh_config, as ssh_tunnel wrote it."""
-    try:
-        text = plan.host.read(tunnel_target(name, "ssh_config"))
-    except ConfinementError:
-        text = None  # a link or a directory where our file belongs: nothing we wrote
-    rendered = parse_ssh_config(name, text)
+    rendered = parse_ssh_config(name, _ssh_config(plan, name))
     return rendered.server, rendered.jump_hosts, rendered.forwards
+
+
+def settle_seconds(ssh_config: str | None) -> int:
+    """How long a start must have lasted to count as a session: a connection attempt (the ConnectTimeout of the
+    tunnel's ssh_config) and 5 s, as the restart backoff counts it (_tunnel_render.render_unit)."""
+    timeouts = re.findall(r"^\s*ConnectTimeout (\d+)", ssh_config or "", re.MULTILINE)
+    return int(timeouts[-1] if timeouts else 10) + 5
 
 
 def listening_sockets(plan: Plan) -> set[tuple[str, int]]:
@@ -143,6 +154,10 @@ def tunnel_state(plan: Plan, name: str, params: dict, sockets: set) -> dict:
     rc, journal, _err = plan.query(["journalctl", "--no-pager", "-o", "json", "-n", str(params["journal_lines"]),
                                     "-u", unit])
     healthy = probe_forwards(forwards, sockets, params["probe"], params["probe_timeout"]) and state == "active"
+    if healthy and all(forward["kind"] == "remote" for forward in forwards):
+        # Nothing on this host proves a remote forward up: ssh is active while it still connects, and exits at
+        # once when the server refuses the forward. Up is a start that lasted longer than a connection attempt.
+        healthy = (uptime(since) or 0) >= settle_seconds(_ssh_config(plan, name))
     diagnosis = tunnel_diagnosis(journal if rc == 0 else "", props.get("InvocationID", ""), healthy)
     return dict(
         name=name, unit=unit, server=server, jump_hosts=jumps, state=state, sub_state=props.get("SubState", ""),

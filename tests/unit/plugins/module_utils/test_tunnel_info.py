@@ -54,3 +54,8 @@ def test_this_hosts_listening_sockets_are_read_from_proc():
 
 def test_timestamps():
     assert info.parse_unix_timestamp("@1700000000") == 1700000000.0 and info.parse_unix_timestamp("") is None
+
+
+def test_a_start_counts_as_a_session_after_a_connection_attempt():
+    assert info.settle_seconds("Host netreach-x\n    ConnectTimeout 2\n") == 7
+    assert info.settle_seconds(None) == 15
