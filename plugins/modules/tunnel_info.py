@@ -13,9 +13,10 @@ description:
     (a TCP connect to a local forward, a SOCKS5 greeting to a dynamic one).
   - Why a tunnel is down is read from what ssh and the proxy helper printed in the unit's last start that printed
     anything (the journal's C(_SYSTEMD_INVOCATION_ID)), never from systemd's own lines about the unit; the line
-    that says it most precisely is RV(tunnels[].last_error) and its kind RV(tunnels[].cause). A healthy tunnel
-    has neither; what its current start printed that looks like a failure (such as C(bind [::1]:12345: Cannot
-    assign requested address) on a host without IPv6 loopback) is in RV(tunnels[].warnings).
+    that says it most precisely is RV(tunnels[].last_error) and its kind RV(tunnels[].cause).
+  - "A healthy tunnel has neither; what its current start printed that looks like a failure (such as
+    C(bind [::1]:12345: Cannot assign requested address) on a host without IPv6 loopback) is in
+    RV(tunnels[].warnings)."
   - Remote forwards listen on the server; on a tunnel server the module also lists the remote forward binds that
     M(netreach.tunnels.tunnel_server) authorised there and whether something listens on them.
   - Changes nothing; safe in check mode.
@@ -84,8 +85,8 @@ tunnels:
       version_added: 0.3.0
     last_error:
       description:
-        - The line ssh or the proxy helper printed that states the cause, such as C(proxy-connect: the proxy refused
-          CONNECT bastion:22: HTTP/1.1 403 Forbidden); empty for a healthy tunnel.
+        - "The line ssh or the proxy helper printed that states the cause, such as C(proxy-connect: the proxy refused
+          CONNECT bastion:22: HTTP/1.1 403 Forbidden); empty for a healthy tunnel."
         - Before 0.3.0, the last error-looking line of the unit's journal, systemd's included.
       type: str
     warnings:
