@@ -25,7 +25,8 @@ CHAR_WIDTHS = dict(
 )
 WIDEST = 1000  # any other character (non-ASCII) is measured as wide as the widest
 LINE_HEIGHT = 1.2
-MAX_FONT, MIN_FONT = 12.0, 8.0
+MAX_FONT = 12.0
+MIN_FONT = 8.0
 # Where a label may break: after a space, a colon, a dash, an underscore, a dot or a slash.
 BREAKS = " :-_./"
 # The topology's columns (x of each box's centre), its boxes (width, height) and the padding inside a box.

@@ -119,8 +119,8 @@ def test_every_label_of_a_sample_fits_its_box():
     """The boxes and the gaps between them hold whole labels: nothing cut (`127.0.0.1:31`), nothing under a box."""
     result = {"tunnels": [
         {"name": "socks", "state": "active", "healthy": True, "server": "tunnel_security-bastion", "jump_hosts": [],
-         "forwards": [{"kind": "dynamic", "listen": "127.0.0.1:3128"}, {"kind": "local", "listen": "[::1]:12380",
-                                                                         "target": "intranet.corp.example.org:8080"}]},
+         "forwards": [{"kind": "dynamic", "listen": "127.0.0.1:3128"},
+                      {"kind": "local", "listen": "[::1]:12380", "target": "intranet.corp.example.org:8080"}]},
         {"name": "a-tunnel-with-a-rather-long-name", "state": "failed", "healthy": False, "cause": "host_key_mismatch",
          "server": "newshost.department.corp.example.org", "jump_hosts": ["tunnel@bastion-in-the-dmz.example.org:2222"],
          "forwards": [{"kind": "remote", "listen": "0.0.0.0:17070", "target": "localhost:7070"}]},
