@@ -31,7 +31,9 @@ MIN_FONT = 8.0
 BREAKS = " :-_./"
 # The topology's columns (x of each box's centre), its boxes (width, height) and the padding inside a box.
 COLUMN_X = {"client": 110, "jump": 400, "server": 690, "target": 980}
-BOX_WIDTH, BOX_HEIGHT, PADDING = 180, 32, 6
+BOX_WIDTH = 180
+BOX_HEIGHT = 32
+PADDING = 6
 
 
 def _uptime(seconds) -> str:
