@@ -4,7 +4,7 @@
 # Private module_utils of netreach.tunnels: reading the state of tunnels on a host. Not a public API.
 """What the netreach tunnels of a host are doing: units, forwards, listening sockets and live probes.
 
-Read-only: it reads unit properties, the journal, the tunnels' own ssh_config (through the change engine's
+Read-only: it reads unit properties, the journal (why a tunnel is down: _tunnel_causes), the tunnels' own ssh_config (through the change engine's
 confined reader, and the one ssh_config parser beside its renderer) and /proc/net, and opens TCP connections to
 the tunnels' own listening sockets on this host.
 """
@@ -20,6 +20,7 @@ import time
 from ansible_collections.netreach.tunnels.plugins.module_utils._engine import ConfinementError, Plan
 from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel import unit_name
 from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_apply import tunnel_target, unit_names
+from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_causes import tunnel_diagnosis
 from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_render import parse_ssh_config
 from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_server import (
     DROPIN_DIR,
@@ -29,20 +30,27 @@ from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_server im
 
 AUTHORIZED_GLOB = "/home/*/.ssh/authorized_keys"
 DROPIN_MARK = "# Managed by netreach.tunnels.tunnel_server"
-PROPERTIES = "--property=ActiveState,SubState,NRestarts,UnitFileState,ActiveEnterTimestamp"
-# The journal lines of an ssh tunnel that say why it is not up.
-ERROR_RE = re.compile(r"(error|fail|denied|refused|timed out|timeout|unreachable|closed|verification|"
-                      r"no route|could not|cannot|not known)", re.IGNORECASE)
+PROPERTIES = "--property=ActiveState,SubState,NRestarts,UnitFileState,ActiveEnterTimestamp,InvocationID"
+
+
+def _ssh_config(plan: Plan, name: str) -> str | None:
+    try:
+        return plan.host.read(tunnel_target(name, "ssh_config"))
+    except ConfinementError:
+        return None  # a link or a directory where our file belongs: nothing we wrote
 
 
 def read_forwards(plan: Plan, name: str) -> tuple[str, list[str], list[dict]]:
     """(server, jump hosts, forwards) from the tunnel's own ssh_config, as ssh_tunnel wrote it."""
-    try:
-        text = plan.host.read(tunnel_target(name, "ssh_config"))
-    except ConfinementError:
-        text = None  # a link or a directory where our file belongs: nothing we wrote
-    rendered = parse_ssh_config(name, text)
+    rendered = parse_ssh_config(name, _ssh_config(plan, name))
     return rendered.server, rendered.jump_hosts, rendered.forwards
+
+
+def settle_seconds(ssh_config: str | None) -> int:
+    """How long a start must have lasted to count as a session: a connection attempt (the ConnectTimeout of the
+    tunnel's ssh_config) and 5 s, as the restart backoff counts it (_tunnel_render.render_unit)."""
+    timeouts = re.findall(r"^\s*ConnectTimeout (\d+)", ssh_config or "", re.MULTILINE)
+    return int(timeouts[-1] if timeouts else 10) + 5
 
 
 def listening_sockets(plan: Plan) -> set[tuple[str, int]]:
@@ -107,13 +115,6 @@ def parse_unix_timestamp(value: str) -> float | None:
         return float(value[1:]) if value.startswith("@") else None
     except ValueError:
         return None
-
-
-def last_error(journal_text: str) -> str:
-    for line in reversed(journal_text.splitlines()):
-        if ERROR_RE.search(line):
-            return line.strip()[:300]
-    return ""
 
 
 def server_listens(plan: Plan) -> list[dict]:
@@ -183,14 +184,19 @@ def tunnel_state(plan: Plan, name: str, params: dict, sockets: set) -> dict:
     server, jumps, forwards = read_forwards(plan, name)
     state = props.get("ActiveState", "unknown")
     since = parse_unix_timestamp(props.get("ActiveEnterTimestamp", "")) if state == "active" else None
-    rc, journal, _err = plan.query(["journalctl", "--no-pager", "-o", "cat", "-n", str(params["journal_lines"]),
+    rc, journal, _err = plan.query(["journalctl", "--no-pager", "-o", "json", "-n", str(params["journal_lines"]),
                                     "-u", unit])
     healthy = probe_forwards(forwards, sockets, params["probe"], params["probe_timeout"]) and state == "active"
+    if healthy and all(forward["kind"] == "remote" for forward in forwards):
+        # Nothing on this host proves a remote forward up: ssh is active while it still connects, and exits at
+        # once when the server refuses the forward. Up is a start that lasted longer than a connection attempt.
+        healthy = (uptime(since) or 0) >= settle_seconds(_ssh_config(plan, name))
+    diagnosis = tunnel_diagnosis(journal if rc == 0 else "", props.get("InvocationID", ""), healthy)
     return dict(
         name=name, unit=unit, server=server, jump_hosts=jumps, state=state, sub_state=props.get("SubState", ""),
         enabled=props.get("UnitFileState") == "enabled", since=since, uptime_seconds=uptime(since),
-        restarts=int(props.get("NRestarts", "0") or 0), last_error=last_error(journal if rc == 0 else ""),
-        forwards=forwards, healthy=healthy,
+        restarts=int(props.get("NRestarts", "0") or 0), cause=diagnosis.cause, last_error=diagnosis.last_error,
+        warnings=diagnosis.warnings, forwards=forwards, healthy=healthy,
     )
 
 

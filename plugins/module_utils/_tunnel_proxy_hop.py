@@ -91,7 +91,11 @@ def main():
     args = parser.parse_args()
     proxy_host, _sep, proxy_port = args.proxy.rpartition(":")
     user, password = read_auth(args.auth_file)
-    sock = socket.create_connection((proxy_host.strip("[]"), int(proxy_port)), timeout=15)
+    try:
+        sock = socket.create_connection((proxy_host.strip("[]"), int(proxy_port)), timeout=15)
+    except OSError as exc:
+        # One line tunnel_info can read (_tunnel_causes), not a traceback.
+        raise SystemExit(f"proxy-connect: cannot reach the proxy {args.proxy}: {exc.strerror or exc}") from None
     (http_connect if args.type == "http" else socks5_connect)(sock, args.host, args.port, user, password)
     sock.settimeout(None)
     relay(sock)

@@ -8,6 +8,9 @@ printed; molecule.yml makes pytest show it for passing tests too.
 """
 from __future__ import annotations
 
+import html
+import ipaddress
+import json
 import os
 import subprocess
 import time
@@ -276,6 +279,148 @@ def test_bad_server_input_fails_naming_the_field_and_changes_nothing(args, field
     result = labtest.run_module(labtest.container("bastion"), "netreach.tunnels.tunnel_server", args)
     assert result.get("failed") and result.get("field") == field, result
     assert bastion.check_output(SERVER_SNAPSHOT) == before
+
+
+# --- failures say why -----------------------------------------------------------------------------------------
+
+PROXY_PORT = 8888
+# tinyproxy as a corporate proxy would be set: CONNECT only to 443, so a tunnel to the bastion's sshd is refused.
+PROXY_CONF = f"Port {PROXY_PORT}\nListen 0.0.0.0\nTimeout 30\nMaxClients 10\nConnectPort 443\nLogLevel Info\n"
+
+
+def black_hole() -> str:
+    """An address of the corp network that no container holds: nothing answers there, connections time out."""
+    out = subprocess.run(["docker", "network", "inspect", labtest.network_name("corp")], check=True,
+                         capture_output=True, text=True).stdout
+    network = json.loads(out)[0]
+    used = {entry["IPv4Address"].split("/")[0] for entry in network["Containers"].values()}
+    subnet = ipaddress.ip_network(next(c["Subnet"] for c in network["IPAM"]["Config"] if "." in c["Subnet"]))
+    return str(next(address for address in reversed(list(subnet.hosts())[-16:]) if str(address) not in used))
+
+
+def failing_tunnels(client: str) -> dict[str, tuple[dict, str, str]]:
+    """Tunnels that fail for one cause each: name -> (declaration, expected cause, text of the expected line)."""
+    bastion, server13 = labtest.container("bastion"), labtest.container("server13")
+    bastion_key = " ".join(lab_host("bastion").check_output("cat /etc/ssh/ssh_host_ed25519_key.pub").split()[:2])
+    server13_key = " ".join(lab_host("server13").check_output("cat /etc/ssh/ssh_host_ed25519_key.pub").split()[:2])
+    hole = black_hole()
+    ports = iter(range(12401, 12420))
+
+    def web() -> dict:
+        return {"local_forwards": [f"{next(ports)}:{labtest.container('target')}:80"]}
+
+    tunnels = {
+        # The bastion's name pinned with server13's key: what a man in the middle would look like.
+        "why-hostkey": ({"server": bastion, "known_hosts": [f"{bastion} {server13_key}"], **web()},
+                        "host_key_mismatch", f"Host key for {bastion} has changed"),
+        "why-unknownkey": ({"server": bastion, "known_hosts": [f"{server13} {server13_key}"], **web()},
+                           "host_key_unknown", f"host key is known for {bastion}"),
+        # Its own new key, which no tunnel_server entry authorises.
+        "why-denied": ({"server": bastion, "known_hosts": [f"{bastion} {bastion_key}"], **web()},
+                       "permission_denied", f"tunnel@{bastion}: Permission denied (publickey"),
+        # The reverse tunnel's key asks for a port its permitlisten does not name.
+        "why-listen": ({"server": bastion, "known_hosts": [f"{bastion} {bastion_key}"],
+                        "identity_file": "/etc/netreach/tunnels/reverse/id_ed25519",
+                        "remote_forwards": ["17999:localhost:7070"]},
+                       "remote_forward_refused", "remote port forwarding failed for listen port 17999"),
+        "why-dns": ({"server": "nosuch-host.invalid", "known_hosts": [f"nosuch-host.invalid {bastion_key}"], **web()},
+                    "name_unresolved", "Could not resolve hostname nosuch-host.invalid: Name or service not known"),
+        "why-refused": ({"server": bastion, "port": 2222, "known_hosts": [f"[{bastion}]:2222 {bastion_key}"], **web()},
+                        "connection_refused", f"connect to host {bastion} port 2222: Connection refused"),
+        "why-timeout": ({"server": hole, "connect_timeout": 2, "known_hosts": [f"{hole} {bastion_key}"], **web()},
+                        "connection_timed_out", f"connect to host {hole} port 22: "),
+        "why-proxy": ({"server": bastion, "known_hosts": [f"{bastion} {bastion_key}"],
+                       "proxy": {"type": "http", "host": bastion, "port": PROXY_PORT}, **web()},
+                      "proxy_refused", f"proxy-connect: the proxy refused CONNECT {bastion}:22: HTTP/1.1 403 "),
+    }
+    for declaration, _cause, _line in tunnels.values():
+        declaration.update(restart_delay=1, restart_max_delay=5)
+    return tunnels
+
+
+def declare(client: str, tunnels: dict, state: str) -> dict:
+    items = [dict(declaration, name=name, state=state) if state != "absent"
+             else {"name": name, "state": "absent", "remove_key": True}
+             for name, (declaration, _cause, _line) in tunnels.items()]
+    result = labtest.run_module(labtest.container(client), "netreach.tunnels.ssh_tunnels",
+                                {"tunnels": items, "exclusive": False}, timeout=600)
+    assert not result.get("failed"), result
+    return result
+
+
+@pytest.fixture
+def refusing_proxy():
+    bastion = lab_host("bastion")
+    bastion.run_test(f"printf '{PROXY_CONF}' > /run/netreach-test-proxy.conf")
+    bastion.run_test("systemd-run --unit netreach-test-proxy /usr/bin/tinyproxy -d -c /run/netreach-test-proxy.conf")
+    assert wait_until(lambda: bastion.socket(f"tcp://0.0.0.0:{PROXY_PORT}").is_listening, 20) is not None
+    yield
+    bastion.run("systemctl stop netreach-test-proxy")
+
+
+def test_tunnel_info_and_the_status_report_say_why_each_failing_tunnel_is_down(refusing_proxy, tmp_path):
+    """One tunnel per cause the lab can produce, on both clients (OpenSSH 9.2 and 10.0) at once; tunnel_info names
+    the cause and ssh's (or the proxy helper's) line, never systemd's; the healthy tunnels report no error, their
+    IPv6 bind failure a warning; the status table and report show the causes."""
+    tunnels = {client: failing_tunnels(client) for client in CLIENTS}
+    for client in CLIENTS:
+        declare(client, tunnels[client], "started")
+    try:
+        got: dict = {client: {} for client in CLIENTS}
+
+        def diagnosed(client: str) -> bool:
+            result = labtest.run_module(labtest.container(client), "netreach.tunnels.tunnel_info", {})
+            got[client].update({tunnel["name"]: tunnel for tunnel in result["tunnels"]})
+            return all(got[client].get(name, {}).get("cause") == cause
+                       for name, (_decl, cause, _line) in tunnels[client].items()) \
+                and all(got[client].get(name, {}).get("healthy") for name in TUNNELS)
+
+        # The units back off up to 5 s between attempts; a loaded machine makes each attempt slow.
+        seconds = wait_until(lambda: all([diagnosed(client) for client in CLIENTS]), 240, interval=2)
+        print(f"\nevery cause diagnosed after {seconds} s (load average {os.getloadavg()[0]:.1f})")
+        wrong = []
+        for client in CLIENTS:
+            for name in sorted(got[client]):
+                tunnel = got[client][name]
+                print(f"  {client:8} {name:15} {tunnel['state']:12} healthy={tunnel['healthy']!s:5} "
+                      f"{tunnel['cause'] or '-':23} {tunnel['last_error'] or '-'}  warnings={tunnel['warnings']}")
+            wrong += [(client, name, got[client].get(name, {}).get("cause"), got[client].get(name, {}).get("last_error"))
+                      for name, (_decl, cause, line) in tunnels[client].items()
+                      if got[client].get(name, {}).get("cause") != cause or line not in got[client][name]["last_error"]]
+            wrong += [(client, name, "healthy tunnel", got[client][name]) for name in TUNNELS
+                      if not got[client][name]["healthy"] or got[client][name]["cause"] or got[client][name]["last_error"]]
+        assert not wrong, wrong
+        assert not any("Failed with result" in got[client][name]["last_error"] for client in CLIENTS for name in got[client])
+        warnings = [warning for client in CLIENTS for name in TUNNELS for warning in got[client][name]["warnings"]]
+        assert any("Cannot assign requested address" in warning for warning in warnings), \
+            "the IPv6 loopback bind failure of the healthy tunnels is not shown as a warning"
+        status_report_shows_causes(tunnels, tmp_path / "status.html")
+    finally:
+        for client in CLIENTS:
+            declare(client, tunnels[client], "absent")
+
+
+def status_report_shows_causes(tunnels: dict, report) -> None:
+    completed = subprocess.run(
+        ["ansible-playbook", "netreach.tunnels.status", "-i", os.environ["MOLECULE_INVENTORY_FILE"],
+         "-e", f"status_report={report}", "-e", "status_hosts=tunnel_clients"],
+        capture_output=True, text=True, timeout=600, check=False)
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
+    print("\n".join(line.strip() for line in completed.stdout.splitlines() if "tunnel_security-" in line and "  " in line))
+    page = html.unescape(report.read_text())
+    for client, declared in tunnels.items():
+        for name, (_declaration, cause, _line) in declared.items():
+            row = [line for line in completed.stdout.splitlines() if labtest.container(client) in line and f" {name} " in line]
+            # The callback may colour and quote the table's lines: the row names the cause, as its last column.
+            assert row and "DOWN" in row[0] and cause.replace("_", " ") in row[0].split(name, 1)[1], (name, row)
+            assert f"<title>{name} (down: {cause.replace('_', ' ')})</title>" in page, name
+            assert got_line_in_page(page, name), name
+
+
+def got_line_in_page(page: str, name: str) -> bool:
+    """The report's table row of tunnel NAME names its cause and ssh's line, not systemd's."""
+    rows = [row for row in page.split("<tr") if f"<td>{name}</td>" in row]
+    return bool(rows) and all("Failed with result" not in row and "<td>-</td><td>-</td>" not in row for row in rows)
 
 
 # --- status: tunnel_info and playbooks/status.yml ---------------------------------------------------------

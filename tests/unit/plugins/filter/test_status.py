@@ -2,12 +2,18 @@ from __future__ import annotations
 
 import re
 
+import xml.etree.ElementTree as ET
+
 from ansible_collections.netreach.tunnels.plugins.filter.status import (
+    BOX_WIDTH,
+    MIN_FONT,
+    fit_label,
     gateway_forward_rows,
     gateway_forward_table,
     tunnel_status_html,
     tunnel_status_rows,
     tunnel_status_table,
+    text_width,
 )
 
 RESULT = {"tunnels": [
@@ -15,7 +21,8 @@ RESULT = {"tunnels": [
      "jump_hosts": [], "last_error": "", "forwards": [
          {"kind": "local", "listen": "12345", "target": "newshost:119", "listening": True, "probe_ok": True, "probe": "connected"}]},
     {"name": "socks<x>", "state": "activating", "healthy": False, "uptime_seconds": None, "restarts": 7, "server": "bastion",
-     "jump_hosts": ["jump1"], "last_error": "Permission denied (publickey)", "forwards": [
+     "jump_hosts": ["jump1"], "cause": "permission_denied",
+     "last_error": "tunnel@bastion: Permission denied (publickey).", "warnings": ["bind [::1]:3128: Cannot assign requested address"], "forwards": [
          {"kind": "dynamic", "listen": "127.0.0.1:3128", "target": None, "listening": False, "probe_ok": False,
           "probe": "Connection refused"}]},
 ]}
@@ -36,8 +43,9 @@ def test_rows_come_from_the_hosts_that_ran_tunnel_info():
 
 def test_table_marks_down_tunnels_and_counts_them():
     lines = tunnel_status_table(rows())
-    assert lines[0].split() == ["host", "tunnel", "state", "uptime", "restarts", "failing", "forwards"]
+    assert lines[0].split() == ["host", "tunnel", "state", "uptime", "restarts", "failing", "forwards", "cause"]
     assert "DOWN" in lines[3] and "DOWN" not in lines[2]
+    assert lines[3].endswith("permission denied") and lines[2].endswith(" -")
     assert lines[-1] == "2 tunnels, 1 down, 2 hosts without a result"
 
 
@@ -46,6 +54,9 @@ def test_html_is_self_contained_escaped_and_draws_down_tunnels_dashed():
     assert "<svg" in page and "socks&lt;x&gt;" in page and "socks<x>" not in page
     assert not re.search(r'(src|href)="(https?:)?//', page), "the report loads something at view time"
     assert 'stroke-dasharray' in page and "(down)" in page
+    assert "socks&lt;x&gt; (down: permission denied)" in page, "the picture does not say why the tunnel is down"
+    assert "<td>permission denied</td><td>tunnel@bastion: Permission denied (publickey).</td>" in page
+    assert "<td>bind [::1]:3128: Cannot assign requested address</td>" in page
     assert "<td>gw</td><td>tcp 8080</td><td>10.0.0.5:80</td><td>declared</td>" in page
 
 
@@ -93,3 +104,57 @@ def test_a_gateway_whose_neighbour_drops_the_declared_flows_is_drifted():
                                           "msg": "foreign_drop: table ip filter chain FORWARD ..."}}}
     (row,) = gateway_forward_rows(hostvars, ["gw"])
     assert row["state"] == "drifted (another table drops the declared flows)" and not row["in_sync"]
+
+
+def labels(page: str):
+    """Every label of the report's picture: (its lines, font size, the width and height it must fit)."""
+    svg = ET.fromstring(page[page.index("<svg"):page.index("</svg>") + 6])
+    for text in svg.iter("{http://www.w3.org/2000/svg}text"):
+        if text.get("class") == "label":
+            lines = [span.text or "" for span in text.iter("{http://www.w3.org/2000/svg}tspan")]
+            yield lines, float(text.get("font-size")), float(text.get("data-width")), float(text.get("data-height")), text
+
+
+def test_every_label_of_a_sample_fits_its_box():
+    """The boxes and the gaps between them hold whole labels: nothing cut (`127.0.0.1:31`), nothing under a box."""
+    result = {"tunnels": [
+        {"name": "socks", "state": "active", "healthy": True, "server": "tunnel_security-bastion", "jump_hosts": [],
+         "forwards": [{"kind": "dynamic", "listen": "127.0.0.1:3128"},
+                      {"kind": "local", "listen": "[::1]:12380", "target": "intranet.corp.example.org:8080"}]},
+        {"name": "a-tunnel-with-a-rather-long-name", "state": "failed", "healthy": False, "cause": "host_key_mismatch",
+         "server": "newshost.department.corp.example.org", "jump_hosts": ["tunnel@bastion-in-the-dmz.example.org:2222"],
+         "forwards": [{"kind": "remote", "listen": "0.0.0.0:17070", "target": "localhost:7070"}]},
+    ]}
+    hostvars = {"laptop-of-alice-in-accounting": {"status_tunnels": result}}
+    page = tunnel_status_html(tunnel_status_rows(hostvars, list(hostvars)), [
+        {"gateway": "gw", "proto": "tcp", "port": "5000-5002", "to": "[fd00:10:20::5]:8443", "in_interface": "wan0",
+         "state": "drifted (a run would change the table)", "in_sync": False}])
+    found = list(labels(page))
+    texts = ["".join(lines) for lines, *_rest in found]
+    for expected in ("-D 127.0.0.1:3128", "laptop-of-alice-in-accounting", "a-tunnel-with-a-rather-long-name (down: host key mismatch)",
+                     "-L [::1]:12380", "gateway gw"):
+        assert any(text.replace(" ", "") == expected.replace(" ", "") for text in texts), (expected, texts)
+    for lines, size, width, height, text in found:
+        assert size >= MIN_FONT and len(lines) * size * 1.2 <= height + 0.01, lines
+        for index, line in enumerate(lines):
+            squeezed = text.findall("{http://www.w3.org/2000/svg}tspan")[index].get("textLength")
+            assert text_width(line, size) <= width + 0.01 or float(squeezed) <= width, (line, size, width)
+    svg = ET.fromstring(page[page.index("<svg"):page.index("</svg>") + 6])
+    children = list(svg)
+    boxes = [(rect, children[index + 1]) for index, rect in enumerate(children) if rect.tag.endswith("rect")]
+    assert boxes and all(float(text.get("data-width")) <= float(rect.get("width")) == BOX_WIDTH
+                         and float(text.get("data-height")) <= float(rect.get("height")) for rect, text in boxes)
+    lines = [child for child in children if child.tag.endswith("line")]
+    # An edge's label is as wide at most as the gap its line spans between two boxes.
+    gaps = sorted(abs(float(line.get("x2")) - float(line.get("x1"))) for line in lines)
+    assert all(any(width <= gap for gap in gaps) for _lines, _size, width, _height, text in found
+               if (text, ) not in [(t, ) for _r, t in boxes])
+
+
+def test_fit_label_shrinks_then_wraps_at_a_break():
+    assert fit_label("web", 168, 28) == (12.0, ["web"])
+    size, lines = fit_label("tunnel_security-client13: localhost:7070", 168, 28)
+    assert len(lines) == 2 and " ".join(lines) == "tunnel_security- client13: localhost:7070" and MIN_FONT <= size < 12
+    assert max(text_width(line, size) for line in lines) <= 168
+    size, lines = fit_label("-D 127.0.0.1:3128", 98, 20)
+    assert len(lines) == 1 and text_width("-D 127.0.0.1:3128", size) <= 98

@@ -52,7 +52,10 @@ def test_this_hosts_listening_sockets_are_read_from_proc():
         server.close()
 
 
-def test_last_error_and_timestamps():
-    assert info.last_error("Connected\nssh: connect to host b port 22: Connection refused\nRetrying") \
-        == "ssh: connect to host b port 22: Connection refused"
+def test_timestamps():
     assert info.parse_unix_timestamp("@1700000000") == 1700000000.0 and info.parse_unix_timestamp("") is None
+
+
+def test_a_start_counts_as_a_session_after_a_connection_attempt():
+    assert info.settle_seconds("Host netreach-x\n    ConnectTimeout 2\n") == 7
+    assert info.settle_seconds(None) == 15
