@@ -126,6 +126,6 @@ def test_plots_draws_every_benchmark_from_the_saved_results(tmp_path, monkeypatc
         assert_self_contained(path.read_text())
     fleet = plots.load("fleet")
     if fleet:
-        labels = texts(parse((tmp_path / "fleet.svg").read_text()))
         for row in fleet["sizes"]:
+            labels = texts(parse((tmp_path / f"fleet-{row['connection']}.svg").read_text()))
             assert f"{_plot.fmt(row['rerun_s'])} s" in labels

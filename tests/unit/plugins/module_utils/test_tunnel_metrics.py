@@ -40,7 +40,7 @@ def parse_exposition(text: str) -> dict:
             assert match, f"not a sample line: {line!r}"
             assert match.group(1) == current and current in kinds
             pairs = re.findall(rf"([a-z_]+)=({LABEL_VALUE})", match.group(2))
-            values = {key: value[1:-1].replace('\\"', '"').replace("\\n", "\n").replace("\\\\", "\\")
+            values = {key: re.sub(r'\\(.)', lambda m: "\n" if m.group(1) == "n" else m.group(1), value[1:-1])
                       for key, value in pairs}
             families[current].append((values, int(match.group(3))))
     return families
