@@ -297,6 +297,10 @@ for options in [{"Ciphers": "aes128-ctr", "ciphers": "aes256-ctr"}, {"Tunnel": "
 tunnel_case("ssh_options", ssh_options="Ciphers aes128-ctr")
 tunnel_case("ssh_options", ssh_options=["Ciphers=aes128-ctr"])
 
+# tunnels: rollback_timeout (issue 16): negative, below the floor of 10 s, huge.
+for bad in (-1, -3600, 1, 9, 3601, 86400, 10 ** 12):
+    tunnel_case("rollback_timeout", rollback_timeout=bad)
+
 
 def run_case(module: str, params: dict):
     """Feed one row to the parser its module (or the role's filter) runs first."""

@@ -1,0 +1,165 @@
+"""Confirm or roll back, on a device the controller reaches only through the device's own reverse tunnel.
+
+The controller manages the device over SSH with a ProxyCommand through the bastion to the port the device's
+tunnel "mgmt" forwards there (the device's sshd listens on its loopback only). Through that path: a bad change
+(a server port the bastion does not listen on) cuts the path; the device puts the previous tunnel back by itself
+and the task fails saying "Rolled back"; a good change is confirmed over a fresh connection riding the new
+tunnel; a controller killed during the wait, and a reboot during the wait, leave the device on the last
+confirmed tunnel. Out-of-band observation goes through docker (the Molecule inventory), never the tunnel.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+
+import labtest
+import pytest
+from labtest import wait_until
+
+MODULE = "netreach.tunnels.ssh_tunnel"
+CONFIG = "/etc/netreach/tunnels/mgmt/ssh_config"
+PENDING = "/var/lib/netreach/pending/tunnel-mgmt"
+TIMEOUT = 20
+
+
+def device():
+    return labtest.host("device")
+
+
+def config() -> str:
+    return device().check_output(f"cat {CONFIG}")
+
+
+@pytest.fixture(scope="module")
+def path(tmp_path_factory):
+    """An inventory that reaches the device as root through the bastion's localhost:2222 (the device's -R)."""
+    directory = tmp_path_factory.mktemp("through-tunnel")
+    key = os.path.join(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], "lab_ssh_key")
+    known_hosts = directory / "known_hosts"
+    host_key = device().check_output("cat /etc/ssh/ssh_host_ed25519_key.pub").split()[:2]
+    known_hosts.write_text(f"rollback-device {' '.join(host_key)}\n", encoding="utf-8")
+    proxy = f"docker exec -i {labtest.container('bastion')} nc localhost 2222"
+    options = ["-o", f"ProxyCommand={proxy}", "-o", f"UserKnownHostsFile={known_hosts}", "-o", "ConnectTimeout=5"]
+    inventory = directory / "inventory.ini"
+    inventory.write_text(
+        f"rollback-device-ssh ansible_host=rollback-device ansible_user=root ansible_ssh_private_key_file={key} "
+        "ansible_python_interpreter=/usr/bin/python3 ansible_ssh_pipelining=true "
+        f"ansible_ssh_common_args='-o \"ProxyCommand={proxy}\" -o UserKnownHostsFile={known_hosts} "
+        "-o ConnectTimeout=5'\n", encoding="utf-8")
+    ssh = ["ssh", "-i", key, *options, "-o", "BatchMode=yes", "root@rollback-device", "true"]
+
+    def reachable() -> bool:
+        try:
+            return subprocess.run(ssh, capture_output=True, timeout=15, check=False).returncode == 0
+        except subprocess.TimeoutExpired:
+            return False
+
+    assert wait_until(reachable, 30) is not None, "the controller cannot reach the device through its tunnel"
+    return {"inventory": str(inventory), "host": "rollback-device-ssh", "reachable": reachable}
+
+
+@pytest.fixture(scope="module")
+def declaration():
+    """The tunnel as the role declared it (its pinned bastion key read back from the device)."""
+    known_hosts = device().check_output("cat /etc/netreach/tunnels/mgmt/known_hosts").splitlines()
+    return dict(name="mgmt", server="rollback-bastion", user="tunnel", restart_delay=1, restart_max_delay=5,
+                known_hosts=[line for line in known_hosts if line and not line.startswith("#")],
+                remote_forwards=["2222:localhost:22"])
+
+
+def start(path, args: dict) -> subprocess.Popen:
+    env = dict(os.environ, ANSIBLE_LOAD_CALLBACK_PLUGINS="1", ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json",
+               ANSIBLE_VERBOSITY="0")
+    return subprocess.Popen(["ansible", path["host"], "-i", path["inventory"], "-m", MODULE, "-a", json.dumps(args)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def outcome(path, process: subprocess.Popen, timeout: int = 180) -> dict:
+    stdout, stderr = process.communicate(timeout=timeout)
+    start_at = stdout.find("{")
+    assert start_at >= 0, f"ansible printed no JSON: {stdout}{stderr}"
+    document, _ = json.JSONDecoder().raw_decode(stdout[start_at:])
+    return document["plays"][0]["tasks"][0]["hosts"][path["host"]]
+
+
+def stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.kill()
+    process.communicate()
+
+
+def on_device(text: str, timeout: float = 60) -> float | None:
+    """Seconds until TEXT shows up in the tunnel's ssh_config (read through docker, not the tunnel)."""
+    return wait_until(lambda: text in config(), timeout, 0.2)
+
+
+def test_a_bad_change_through_the_tunnel_is_rolled_back_by_the_device(path, declaration):
+    confirmed = config()
+    process = start(path, dict(declaration, port=2200, rollback_timeout=TIMEOUT))
+    try:
+        assert on_device("Port 2200") is not None, "the bad change never reached the device"
+        applied_at = time.monotonic()
+        assert wait_until(lambda: not path["reachable"](), 20) is not None, "the wrong port did not cut the path"
+        back = wait_until(lambda: path["reachable"]() and "Port 2200" not in config(), TIMEOUT + 30, 0.5)
+        assert back is not None, "the device did not come back through its tunnel"
+        seconds = time.monotonic() - applied_at
+        print(f"device manageable through its tunnel again {seconds:.1f} s after the bad change was written "
+              f"(rollback_timeout {TIMEOUT} s)")
+        assert seconds <= TIMEOUT + 10
+        result = outcome(path, process)
+    finally:
+        stop(process)
+    print(f"task message: {result.get('msg')}")
+    assert result.get("failed") and result.get("rolled_back") == ["tunnel mgmt"], result
+    assert result["msg"].startswith("Rolled back: tunnel mgmt: the change was not confirmed because"), result["msg"]
+    assert config() == confirmed, "the device does not run the last confirmed tunnel"
+    assert device().service("netreach-tunnel@mgmt.service").is_running
+
+
+def test_a_good_change_is_confirmed_over_the_new_tunnel(path, declaration):
+    started = time.monotonic()
+    result = outcome(path, start(path, dict(declaration, keepalive_interval=6, rollback_timeout=TIMEOUT)))
+    print(f"good change confirmed in {time.monotonic() - started:.1f} s (attempts: {result.get('confirm_attempts')})")
+    assert result.get("changed") and result.get("confirmed") is True, result
+    assert "ServerAliveInterval 6" in config()
+    assert not device().file(PENDING).exists, "the confirmed change left its snapshot behind"
+    again = outcome(path, start(path, dict(declaration, keepalive_interval=6, rollback_timeout=TIMEOUT)))
+    assert not again["changed"] and "confirmed" not in again, again
+    assert path["reachable"]()
+
+
+def test_a_controller_killed_during_the_wait_leaves_the_device_on_the_confirmed_tunnel(path, declaration):
+    process = start(path, dict(declaration, keepalive_interval=7, rollback_timeout=TIMEOUT))
+    try:
+        # The delayed apply has run: the module returned, the controller now waits to confirm. Killed right there.
+        assert wait_until(lambda: device().file(f"{PENDING}/applied").exists, 60, 0.1) is not None
+    finally:
+        stop(process)
+    killed_at = time.monotonic()
+    assert "ServerAliveInterval 7" in config()
+    back = wait_until(lambda: "ServerAliveInterval 6" in config(), TIMEOUT + 10, 0.5)
+    assert back is not None, "the device kept a change nobody confirmed"
+    print(f"device rolled back by itself {time.monotonic() - killed_at:.1f} s after the controller was killed")
+    assert "not confirmed within" in device().check_output(f"cat {PENDING}/rolled-back")
+    assert wait_until(path["reachable"], 30) is not None, "the device is not manageable after its rollback"
+
+
+def test_a_reboot_during_the_wait_boots_the_last_confirmed_tunnel(path, declaration):
+    process = start(path, dict(declaration, keepalive_interval=8, rollback_timeout=120))
+    try:
+        assert wait_until(lambda: device().file(f"{PENDING}/applied").exists, 60, 0.1) is not None
+    finally:
+        stop(process)
+    assert "ServerAliveInterval 8" in config()
+    restarted = time.monotonic()
+    subprocess.run(["docker", "restart", labtest.container("device")], check=True, capture_output=True, timeout=120)
+    back = wait_until(path["reachable"], 60, 0.5)
+    assert back is not None, f"no tunnel after the reboot:\n{labtest.journal(device(), 'netreach-confirm-boot')}"
+    print(f"device manageable through its tunnel {time.monotonic() - restarted:.1f} s after docker restart")
+    assert "ServerAliveInterval 6" in config(), "the device booted a change nobody confirmed"
+    assert "restarted before the change was confirmed" in device().check_output(f"cat {PENDING}/rolled-back")
+    # The next change supersedes the rolled-back one and is confirmed.
+    result = outcome(path, start(path, dict(declaration, keepalive_interval=9, rollback_timeout=TIMEOUT)))
+    assert result.get("confirmed") is True, result
