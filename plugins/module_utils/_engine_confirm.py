@@ -159,8 +159,9 @@ def rollback(directory, why, boot=False):
         return 0
     run_all(plan.get("before_restore", []))
     restore(directory, plan)
-    run_all([["systemctl", "daemon-reload"]] if boot else plan.get("after_restore", []))
+    # Recorded once the files are back: a confirmation from now on finds it (and waits for this unit to finish).
     mark(directory, ROLLED_BACK, f"{why}\n")
+    run_all([["systemctl", "daemon-reload"]] if boot else plan.get("after_restore", []))
     return 0
 
 

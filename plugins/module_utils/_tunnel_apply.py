@@ -181,10 +181,12 @@ def plan_armed(plan: Plan, tunnel: Tunnel, start: int) -> None:
     del plan.steps[start:]
     unit = tunnel.unit
     existed = plan.read(unit_target(unit)) is not None
-    restore = ([], [["systemctl", "daemon-reload"], ["systemctl", "restart", unit]]) if existed else (
-        [["systemctl", "disable", "--now", unit]], [["systemctl", "daemon-reload"]])
-    arm_files(plan, f"tunnel-{tunnel.name}", steps, tunnel.rollback_timeout,
-              [["systemctl", "daemon-reload"], ["systemctl", "restart", unit]], restore, f"tunnel {tunnel.name}")
+    # Stop, then start: a stop drops the unit's RuntimeDirectory and with it the backoff's count of failures, so
+    # the restored tunnel connects at once rather than after the bad one's backoff.
+    fresh_start = [["systemctl", "daemon-reload"], ["systemctl", "stop", unit], ["systemctl", "start", unit]]
+    restore = ([], fresh_start) if existed else ([["systemctl", "disable", "--now", unit]], fresh_start[:1])
+    arm_files(plan, f"tunnel-{tunnel.name}", steps, tunnel.rollback_timeout, fresh_start, restore,
+              f"tunnel {tunnel.name}")
 
 
 def plan_tunnel(plan: Plan, tunnel: Tunnel, state: str, enabled: bool) -> None:

@@ -55,7 +55,8 @@ def test_a_change_is_armed_before_it_is_written_and_applied_later(tmp_path):
     manifest = json.load(open(os.path.join(directory, "manifest.json"), encoding="utf-8"))
     snapped = {item["path"]: item["snapshot"] for item in manifest["files"]}
     assert open(os.path.join(directory, snapped["/etc/netreach/tunnels/news/ssh_config"]), encoding="utf-8").read() == old
-    assert manifest["apply"][-1] == ["systemctl", "restart", "netreach-tunnel@news.service"]
+    assert manifest["apply"][-2:] == [["systemctl", "stop", "netreach-tunnel@news.service"],
+                                      ["systemctl", "start", "netreach-tunnel@news.service"]]
     assert "Port 2200" in open(config, encoding="utf-8").read()
     assert os.path.exists(real(tmp_path, "/usr/local/lib/netreach/netreach-confirm"))
     assert os.path.exists(real(tmp_path, "/etc/systemd/system/netreach-confirm-boot.service"))
