@@ -12,12 +12,14 @@ A pending directory (ROOT/OWNER, made by the module through the engine) holds ma
 every file the change touches (snap-N; a file that did not exist has none). Markers: `applied` (the delayed apply
 ran), `rolled-back` (the snapshot was put back; its text says why). Subcommands:
 
-  apply DIR          run the manifest's apply commands (a transient unit runs this after the module returned)
+  apply DIR          run the manifest's apply commands (a transient unit runs this after the module returned), then
+                     arm the rollback anew: the timeout counts from the moment the change is live
   rollback DIR WHY   put the snapshot back and run the restore commands, unless confirmed (the timer's command)
   confirm DIR...     per DIR: stop its timer, then print `DIR confirmed` (snapshot dropped) or why not
   status DIR...      per DIR: rolled-back, pending, or gone
   boot ROOT          put back every change under ROOT that was never confirmed (the boot unit, before the network)
 """
+import fcntl
 import json
 import os
 import subprocess
@@ -48,7 +50,10 @@ def open_dir(path):
 
 
 def read(directory, name):
-    fd = open_dir(directory)
+    try:
+        fd = open_dir(directory)
+    except FileNotFoundError:
+        return None
     try:
         handle = os.open(name, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=fd)
     except FileNotFoundError:
@@ -130,17 +135,35 @@ def run_all(commands):
         subprocess.run(command, check=False)
 
 
-def systemctl_active(unit):
-    return subprocess.run(["systemctl", "is-active", "--quiet", unit], check=False).returncode == 0
+def locked(directory):
+    """An exclusive lock of pending DIRECTORY (released with the descriptor): apply, rollback and confirm of one
+    change never run at the same time."""
+    fd = open_dir(directory)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
+
+
+def timers(plan):
+    return [plan["timer"], plan["service"]] + ([plan["live_timer"], plan["live_service"]] if "live_timer" in plan else [])
 
 
 def apply(directory):
-    plan = manifest(directory)
-    if plan is None or read(directory, ROLLED_BACK) is not None:
+    try:
+        lock = locked(directory)
+    except FileNotFoundError:
         return 1
-    run_all(plan.get("apply", []))
-    mark(directory, APPLIED, time.strftime("%Y-%m-%dT%H:%M:%S%z\n"))
-    return 0
+    try:
+        plan = manifest(directory)
+        if plan is None or read(directory, ROLLED_BACK) is not None:
+            return 1
+        run_all(plan.get("apply", []))
+        if plan.get("rearm"):
+            subprocess.run(["systemctl", "stop", plan["timer"]], check=False)
+            run_all([plan["rearm"]])
+        mark(directory, APPLIED, time.strftime("%Y-%m-%dT%H:%M:%S%z\n"))
+        return 0
+    finally:
+        os.close(lock)
 
 
 def restore(directory, plan):
@@ -154,6 +177,17 @@ def restore(directory, plan):
 def rollback(directory, why, boot=False):
     """Put the snapshot back (unless already rolled back) and record WHY; at boot only the files and a reload:
     the units start afterwards, in their own order."""
+    try:
+        lock = locked(directory)
+    except FileNotFoundError:
+        return 0
+    try:
+        return _rollback(directory, why, boot)
+    finally:
+        os.close(lock)
+
+
+def _rollback(directory, why, boot):
     plan = manifest(directory)
     if plan is None or read(directory, ROLLED_BACK) is not None:
         return 0
@@ -166,22 +200,25 @@ def rollback(directory, why, boot=False):
 
 
 def confirm_one(directory):
-    plan = manifest(directory)
-    if plan is None:
+    try:
+        lock = locked(directory)
+    except FileNotFoundError:
         return "gone"
-    if read(directory, ROLLED_BACK) is not None:
+    try:
+        plan = manifest(directory)
+        if plan is None:
+            return "gone"
+        if read(directory, ROLLED_BACK) is None and read(directory, APPLIED) is None:
+            return "waiting: the change has not been applied yet"
+        if read(directory, ROLLED_BACK) is None:
+            # Stopped under the lock: a timer that fired just now waits for it, then finds the change confirmed.
+            subprocess.run(["systemctl", "stop", *timers(plan)[::2]], check=False)
+            if read(directory, ROLLED_BACK) is None:
+                drop(directory)
+                return "confirmed"
         return "rolled-back: " + read(directory, ROLLED_BACK).decode("utf-8", "replace").strip()
-    if read(directory, APPLIED) is None:
-        return "waiting: the change has not been applied yet"
-    subprocess.run(["systemctl", "stop", plan["timer"]], check=False)
-    # The timer may have fired just now: let its restore finish before looking for its record.
-    deadline = time.monotonic() + 120
-    while systemctl_active(plan["service"]) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    if read(directory, ROLLED_BACK) is not None:
-        return "rolled-back: " + read(directory, ROLLED_BACK).decode("utf-8", "replace").strip()
-    drop(directory)
-    return "confirmed"
+    finally:
+        os.close(lock)
 
 
 def status_one(directory):

@@ -8,9 +8,10 @@
 `arm_files()` turns steps a module planned (file writes, removals, generated files) into one TransactionStep:
 the previous content of every path they touch is staged in a pending directory of ours (PENDING/OWNER) with a
 manifest; a transient systemd timer (`systemd-run --on-active`, a unit of the host's manager: it outlives the
-connection that armed it) runs the confirm program's `rollback` when the timeout passes; then the new files are
-written and the APPLY commands are left to a second transient unit a moment later, so the module returns before
-a restart can cut the connection it answers over. The action plugin confirms over a fresh connection
+connection that armed it) runs the confirm program's `rollback` if the change is not applied in time; then the new
+files are written and the APPLY commands are left to a second transient unit a moment later, so the module returns
+before a restart can cut the connection it answers over. Once the change is live, the apply arms the rollback
+anew: the timeout counts from then. The action plugin confirms over a fresh connection
 (`netreach-confirm confirm DIR`), which stops the timer and drops the snapshot. The boot unit puts back whatever
 is still pending at boot, before the network starts: a reboot during the wait boots the last confirmed state.
 
@@ -33,6 +34,9 @@ BOOT_UNIT = "netreach-confirm-boot.service"
 BOOT_UNIT_FILE = target("/etc/systemd/system", BOOT_UNIT, field="rollback_timeout")
 # Seconds between the module's return and the delayed apply: the result travels back over the old connection first.
 APPLY_DELAY = 2
+# The first timer allows this much for the apply itself; once the change is live, the apply arms the rollback anew
+# with the declared timeout. (The first one fires only when the apply never ran: nothing new is live then.)
+APPLY_GRACE = 120
 # The bounds of a rollback timeout: long enough for a fresh connection and a restart, short enough to wait out.
 TIMEOUT_RANGE = (10, 3600)
 
@@ -98,8 +102,11 @@ def supersede(plan: Plan, owner: str) -> None:
     if plan.kind(directory) is None:
         return
     text = plan.read(directory.child(_engine_confirm.MANIFEST))
-    timer = json.loads(text).get("timer", "") if text else ""
-    if timer and plan.query(["systemctl", "is-active", "--quiet", timer])[0] == 0:
+    manifest = json.loads(text) if text else {}
+    armed = [name for name in (manifest.get("timer"), manifest.get("live_timer")) if name
+             and plan.query(["systemctl", "is-active", "--quiet", name])[0] == 0]
+    if armed:
+        timer = armed[0]
         plan.fail("rollback_timeout", f"rollback_timeout: an earlier change ({owner}) still waits for its "
                                       f"confirmation (timer {timer}); nothing was changed, try again once it is "
                                       "confirmed or rolled back")
@@ -138,14 +145,19 @@ def arm_files(plan: Plan, owner: str, steps: list[Step], timeout: int, apply: li
         files.append({"path": tgt.path, "snapshot": name, "mode": mode, "uid": uid, "gid": gid})
         if name:
             stage.append(FileStep(f"snapshot {tgt.path}", tgt=directory.child(name), content=previous, mode=0o600))
+    program = [python(), PROGRAM.path]
+    rollback = [*program, "rollback", directory.path]
+    rearm = ["systemd-run", "--quiet", "--collect", f"--unit={unit}-live", f"--on-active={timeout}s",
+             "--timer-property=AccuracySec=100ms", f"--description=netreach rollback of {label}",
+             *rollback, f"it was not confirmed within {timeout} s of going live"]
     manifest = {"owner": owner, "token": token, "timer": f"{unit}.timer", "service": f"{unit}.service",
+                "live_timer": f"{unit}-live.timer", "live_service": f"{unit}-live.service", "rearm": rearm,
                 "files": files, "apply": apply, "before_restore": restore[0], "after_restore": restore[1]}
     stage.append(FileStep(f"stage {directory.path}", tgt=directory.child(_engine_confirm.MANIFEST),
                           content=json.dumps(manifest, indent=1, sort_keys=True) + "\n", mode=0o600))
-    program = [python(), PROGRAM.path]
-    arm = ["systemd-run", "--quiet", "--collect", f"--unit={unit}", f"--on-active={timeout}s",
-           "--timer-property=AccuracySec=100ms", f"--description=netreach rollback of {label}",
-           *program, "rollback", directory.path, f"it was not confirmed within {timeout} s"]
+    arm = ["systemd-run", "--quiet", "--collect", f"--unit={unit}", f"--on-active={timeout + APPLY_GRACE}s",
+           "--timer-property=AccuracySec=100ms", f"--description=netreach rollback of {label} (not applied)",
+           *rollback, f"it was not applied and confirmed within {timeout + APPLY_GRACE} s"]
     delayed = ["systemd-run", "--quiet", "--collect", f"--unit=netreach-apply-{owner}-{token}",
                f"--on-active={APPLY_DELAY}s", "--timer-property=AccuracySec=100ms",
                f"--description=netreach apply of {label}", *program, "apply", directory.path]
@@ -154,6 +166,7 @@ def arm_files(plan: Plan, owner: str, steps: list[Step], timeout: int, apply: li
         stage=stage, arm=arm, live=list(steps), apply=delayed, confirm=[*program, "confirm", directory.path],
         collect=True,
         pending={"owner": owner, "label": label, "directory": directory.path, "timeout": timeout,
-                 "timer": f"{unit}.timer", "apply_delay": APPLY_DELAY, "program": program})
+                 "timer": f"{unit}-live.timer", "apply_delay": APPLY_DELAY, "apply_grace": APPLY_GRACE,
+                 "program": program})
     plan.transaction(step)
     return step

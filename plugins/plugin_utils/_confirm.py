@@ -8,8 +8,8 @@
 A module whose plan armed changes (_engine_rollback.arm_files) returns `pending_confirms`: per change its pending
 directory, timeout, timer and the confirm program. The host applies each change a moment after the module
 returned (a restart may cut the connection the module answered over). This code drops the connection, waits
-for the apply, and runs `netreach-confirm confirm DIR...` over a new connection, again and again until the
-deadline (the new connection may ride the tunnel the change just restarted). What is not confirmed in time the
+for the apply, and runs `netreach-confirm confirm DIR...` over a new connection, again and again until the host
+answers (the new connection may ride the tunnel the change just restarted). What is not confirmed in time the
 host restores by itself; the task then fails with `Rolled back: ... because ...` once the host answers again.
 """
 
@@ -20,10 +20,8 @@ import time
 
 from ansible.errors import AnsibleError
 
-# Seconds past a rollback deadline before the host is expected to answer again (restore, restart, reconnect).
-GRACE = 3
-# How long after the deadline the controller keeps trying to learn what the host did.
-SETTLE = 45
+# How long past the host's latest rollback the controller keeps trying to learn what the host did.
+SETTLE = 60
 RETRY = 1.0
 
 
@@ -52,25 +50,31 @@ def answers(lines: list[str], directories) -> dict:
 
 
 def confirm_pending(action, pending: list[dict], armed_at: float, clock=time.monotonic, sleep=time.sleep) -> dict:
-    """Confirm every change of PENDING (armed no earlier than ARMED_AT); the task result's additions."""
+    """Confirm every change of PENDING (armed no earlier than ARMED_AT); the task result's additions.
+
+    The host's answer decides: `confirmed`, or `rolled-back` once its timer put the previous state back (the
+    timeout counts from the moment the change went live there). Until one comes, the controller tries again,
+    whether the host is unreachable or still applying; it gives up only after the longest the host can take
+    (the apply's allowance, the timeout, and SETTLE for the restored tunnel to reconnect)."""
     program = pending[0]["program"]
     waiting = {item["directory"]: item for item in pending}
-    deadline = armed_at + min(item["timeout"] for item in pending)
-    why = {directory: "no fresh connection reached the host in time" for directory in waiting}
-    confirmed, rolled_back = [], {}
+    give_up = armed_at + max(item.get("apply_grace", 0) + item["timeout"] for item in pending) + SETTLE
+    why = {directory: "no fresh connection reached the host" for directory in waiting}
+    confirmed, rolled_back, last_reached = [], {}, None
     sleep(max(item["apply_delay"] for item in pending) + 2 * RETRY)  # the apply, then the tunnel coming up
     attempts = 0
-    while waiting and clock() < deadline - RETRY:
+    while waiting and clock() < give_up:
         attempts += 1
         reached, lines = fresh_command(action, shlex.join([*program, "confirm", *waiting]))
         if not reached:
             why.update((directory, f"a fresh connection to the host failed ({lines[-1]})") for directory in waiting)
+        else:
+            last_reached = clock()
         for directory, answer in answers(lines if reached else [], waiting).items():
             if answer == "confirmed":
                 confirmed.append(waiting.pop(directory)["label"])
             elif answer.startswith("rolled-back"):
                 rolled_back[directory] = answer.partition(": ")[2] or "its timer fired"
-                why[directory] = rolled_back[directory]
                 waiting.pop(directory)
             else:
                 why[directory] = answer
@@ -80,31 +84,19 @@ def confirm_pending(action, pending: list[dict], armed_at: float, clock=time.mon
               "confirm_attempts": attempts}
     if result["confirmed"]:
         return result
-    failed = {**{d: pending_item(pending, d) for d in rolled_back}, **waiting}
-    sleep(max(0.0, deadline - clock()) + GRACE)
-    status, reached_after = {}, None
-    give_up = clock() + SETTLE
-    while clock() < give_up:
-        reached, lines = fresh_command(action, shlex.join([*program, "status", *failed]))
-        if reached:
-            status, reached_after = answers(lines, failed), clock() - deadline
-            break
-        sleep(RETRY)
     parts = []
-    for directory, item in failed.items():
-        outcome = status.get(directory)
-        if outcome == "rolled-back":
-            done = "the host put the previous unit, configuration, known_hosts and key back by itself and restarted it"
-        elif outcome is None:
-            done = (f"the host's timer {item['timer']} restores the previous state {item['timeout']} s after the "
-                    "change, but the host did not answer again")
-        else:
-            done = f"the host reports the change as {outcome} (rebooted?)"
-        parts.append(f"{item['label']}: the change was not confirmed because {why[directory]}; {done}")
-    result.update(failed=True, rolled_back=[failed[d]["label"] for d in failed if status.get(d) == "rolled-back"],
-                  msg="Rolled back: " + "; ".join(parts) + (
-                      f". The host answered again {reached_after:.1f} s after the rollback deadline."
-                      if reached_after is not None else "."))
+    for directory, reason in rolled_back.items():
+        item = pending_item(pending, directory)
+        parts.append(f"{item['label']}: the change was not confirmed because {why[directory]}; the host put the "
+                     f"previous unit, configuration, known_hosts and key back by itself and restarted it ({reason})")
+    for directory, item in waiting.items():
+        parts.append(f"{item['label']}: the change was not confirmed because {why[directory]}; the host's timer "
+                     f"{item['timer']} restores the previous state {item['timeout']} s after the change went live, "
+                     "but the host did not answer again")
+    answered = (f". The host answered again {last_reached - armed_at:.1f} s after the change was armed"
+                if rolled_back and last_reached is not None else "")
+    result.update(failed=True, rolled_back=[pending_item(pending, d)["label"] for d in rolled_back],
+                  msg="Rolled back: " + "; ".join(parts) + answered + ".")
     return result
 
 

@@ -86,7 +86,7 @@ def start(path, args: dict) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
 
-def outcome(path, process: subprocess.Popen, timeout: int = 180) -> dict:
+def outcome(path, process: subprocess.Popen, timeout: int = 400) -> dict:
     stdout, stderr = process.communicate(timeout=timeout)
     start_at = stdout.find("{")
     assert start_at >= 0, f"ansible printed no JSON: {stdout}{stderr}"
@@ -121,15 +121,17 @@ def test_a_bad_change_through_the_tunnel_is_rolled_back_by_the_device(path, decl
     process = start(path, dict(declaration, port=2200, rollback_timeout=TIMEOUT))
     try:
         assert on_device("Port 2200") is not None, "the bad change never reached the device"
+        written_at = time.monotonic()
+        assert wait_until(applied, 120, 0.2) is not None, "the host never restarted the tunnel on the bad change"
         applied_at = time.monotonic()
-        assert wait_until(applied, TIMEOUT, 0.2) is not None, "the host never restarted the tunnel on the bad change"
         assert not path["reachable"](), "the wrong server port did not cut the path"
         # Bounded generously: the figure is printed; on a loaded machine systemd's timers fire late.
         back = wait_until(lambda: path["reachable"]() and "Port 2200" not in config(), TIMEOUT + 90, 0.5)
         assert back is not None, "the device did not come back through its tunnel"
         seconds = time.monotonic() - applied_at
-        print(f"device manageable through its tunnel again {seconds:.1f} s after the bad change was written "
-              f"(rollback_timeout {TIMEOUT} s; target {TIMEOUT + 10} s; load average {load()})")
+        print(f"device manageable through its tunnel again {seconds:.1f} s after the bad change went live "
+              f"({time.monotonic() - written_at:.1f} s after it was written; rollback_timeout {TIMEOUT} s, target "
+              f"{TIMEOUT + 10} s; load average {load()})")
         result = outcome(path, process)
     finally:
         stop(process)

@@ -47,7 +47,7 @@ def test_a_change_is_armed_before_it_is_written_and_applied_later(tmp_path):
     [pending] = result["pending_confirms"]
     assert pending["timeout"] == 30 and pending["directory"] == "/var/lib/netreach/pending/tunnel-news"
     runs = [args for args in module.commands if args[0] == "systemd-run"]
-    assert len(runs) == 2 and "--on-active=30s" in runs[0] and runs[0][-3:-1] == ["rollback", pending["directory"]]
+    assert len(runs) == 2 and "--on-active=150s" in runs[0] and runs[0][-3:-1] == ["rollback", pending["directory"]]
     assert "--on-active=2s" in runs[1] and runs[1][-2:] == ["apply", pending["directory"]]
     # No restart over the managing connection: the delayed apply restarts the tunnel.
     assert not [args for args in module.commands if args[:2] == ["systemctl", "restart"]]
@@ -55,6 +55,7 @@ def test_a_change_is_armed_before_it_is_written_and_applied_later(tmp_path):
     manifest = json.load(open(os.path.join(directory, "manifest.json"), encoding="utf-8"))
     snapped = {item["path"]: item["snapshot"] for item in manifest["files"]}
     assert open(os.path.join(directory, snapped["/etc/netreach/tunnels/news/ssh_config"]), encoding="utf-8").read() == old
+    assert "--on-active=30s" in manifest["rearm"], "once live, the change has the declared timeout to be confirmed"
     assert manifest["apply"][-2:] == [["systemctl", "stop", "netreach-tunnel@news.service"],
                                       ["systemctl", "start", "netreach-tunnel@news.service"]]
     assert "Port 2200" in open(config, encoding="utf-8").read()
@@ -111,7 +112,6 @@ def test_the_host_program_rolls_back_and_then_refuses_to_confirm(tmp_path, capsy
 
 
 def test_the_host_program_confirms_only_an_applied_change(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(program, "systemctl_active", lambda unit: False)
     monkeypatch.setattr(program.subprocess, "run", lambda *a, **k: None)
     live, pending = host_change(tmp_path)
     program.main(["x", "confirm", str(pending)])
