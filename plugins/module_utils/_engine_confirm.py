@@ -144,7 +144,9 @@ def locked(directory):
 
 
 def timers(plan):
-    return [plan["timer"], plan["service"]] + ([plan["live_timer"], plan["live_service"]] if "live_timer" in plan else [])
+    """The timers of a change and their services, the first one's and (once applied) the live one's."""
+    live = [plan["live_timer"], plan["live_service"]] if "live_timer" in plan else []
+    return [plan["timer"], plan["service"]] + live
 
 
 def apply(directory):

@@ -25,7 +25,13 @@ import secrets
 import sys
 
 from ansible_collections.netreach.tunnels.plugins.module_utils import _engine_confirm
-from ansible_collections.netreach.tunnels.plugins.module_utils._engine import FileStep, Plan, Step, TransactionStep, target
+from ansible_collections.netreach.tunnels.plugins.module_utils._engine import (
+    FileStep,
+    Plan,
+    Step,
+    TransactionStep,
+    target,
+)
 from ansible_collections.netreach.tunnels.plugins.module_utils._engine_steps import GeneratedStep, RemoveStep
 
 PENDING = target("/var/lib", "netreach", "pending", field="rollback_timeout")

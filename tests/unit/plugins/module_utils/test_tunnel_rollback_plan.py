@@ -54,7 +54,8 @@ def test_a_change_is_armed_before_it_is_written_and_applied_later(tmp_path):
     directory = real(tmp_path, pending["directory"])
     manifest = json.load(open(os.path.join(directory, "manifest.json"), encoding="utf-8"))
     snapped = {item["path"]: item["snapshot"] for item in manifest["files"]}
-    assert open(os.path.join(directory, snapped["/etc/netreach/tunnels/news/ssh_config"]), encoding="utf-8").read() == old
+    snapped_config = os.path.join(directory, snapped["/etc/netreach/tunnels/news/ssh_config"])
+    assert open(snapped_config, encoding="utf-8").read() == old
     assert "--on-active=30s" in manifest["rearm"], "once live, the change has the declared timeout to be confirmed"
     assert manifest["apply"][-2:] == [["systemctl", "stop", "netreach-tunnel@news.service"],
                                       ["systemctl", "start", "netreach-tunnel@news.service"]]
