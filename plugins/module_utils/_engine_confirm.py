@@ -250,7 +250,8 @@ def main(argv):
         return rollback(args[0], args[1])
     if command in ("confirm", "status") and args:
         for directory in args:
-            print(f"{directory} {(confirm_one if command == 'confirm' else status_one)(directory)}", flush=True)
+            sys.stdout.write(f"{directory} {(confirm_one if command == 'confirm' else status_one)(directory)}\n")
+            sys.stdout.flush()
         return 0
     if command == "boot" and len(args) == 1:
         return boot(args[0])
@@ -259,4 +260,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    raise SystemExit(main(sys.argv))
