@@ -111,9 +111,17 @@ def applying() -> bool:
     return bool(running.strip()) or applied()
 
 
-def on_device(text: str, timeout: float = 60) -> float | None:
+def on_device(text: str, timeout: float = 300) -> float | None:
     """Seconds until TEXT shows up in the tunnel's ssh_config (read through docker, not the tunnel)."""
     return wait_until(lambda: text in config(), timeout, 0.2)
+
+
+@pytest.fixture(autouse=True)
+def settled():
+    """Each step starts once no earlier change waits for its confirmation or rollback (on a loaded machine the
+    host may still be rolling back the previous step's change)."""
+    armed = "systemctl list-units --no-legend --plain 'netreach-rollback-*' 'netreach-apply-*'"
+    assert wait_until(lambda: not device().run(armed).stdout.strip(), 400, 1) is not None, "a change never settled"
 
 
 def test_a_bad_change_through_the_tunnel_is_rolled_back_by_the_device(path, declaration):
@@ -122,7 +130,7 @@ def test_a_bad_change_through_the_tunnel_is_rolled_back_by_the_device(path, decl
     try:
         assert on_device("Port 2200") is not None, "the bad change never reached the device"
         written_at = time.monotonic()
-        assert wait_until(applied, 120, 0.2) is not None, "the host never restarted the tunnel on the bad change"
+        assert wait_until(applied, 300, 0.2) is not None, "the host never restarted the tunnel on the bad change"
         applied_at = time.monotonic()
         assert not path["reachable"](), "the wrong server port did not cut the path"
         # Bounded generously: the figure is printed; on a loaded machine systemd's timers fire late.
@@ -160,7 +168,7 @@ def test_a_controller_killed_during_the_wait_leaves_the_device_on_the_confirmed_
     process = start(path, dict(declaration, keepalive_interval=confirmed + 1, rollback_timeout=TIMEOUT))
     try:
         # The delayed apply has run: the module returned, the controller now waits to confirm. Killed right there.
-        assert wait_until(applying, 90, 0.1) is not None
+        assert wait_until(applying, 300, 0.1) is not None
     finally:
         stop(process)
     killed_at = time.monotonic()
@@ -179,7 +187,7 @@ def test_a_reboot_during_the_wait_boots_the_last_confirmed_tunnel(path, declarat
     confirmed = interval()
     process = start(path, dict(declaration, keepalive_interval=confirmed + 1, rollback_timeout=300))
     try:
-        assert wait_until(applying, 90, 0.1) is not None
+        assert wait_until(applying, 300, 0.1) is not None
     finally:
         stop(process)
     assert f"ServerAliveInterval {confirmed + 1}" in config()
