@@ -51,13 +51,16 @@ def path(tmp_path_factory):
     host_key = device().check_output("cat /etc/ssh/ssh_host_ed25519_key.pub").split()[:2]
     known_hosts.write_text(f"rollback-device {' '.join(host_key)}\n", encoding="utf-8")
     proxy = f"docker exec -i {labtest.container('bastion')} nc localhost 2222"
-    options = ["-o", f"ProxyCommand={proxy}", "-o", f"UserKnownHostsFile={known_hosts}", "-o", "ConnectTimeout=5"]
+    # ServerAlive: a connection whose path a restart cut is noticed (the proxy's nc does not see the close itself).
+    alive = "-o ServerAliveInterval=3 -o ServerAliveCountMax=2"
+    options = ["-o", f"ProxyCommand={proxy}", "-o", f"UserKnownHostsFile={known_hosts}", "-o", "ConnectTimeout=5",
+               *alive.split()]
     inventory = directory / "inventory.ini"
     inventory.write_text(
         f"rollback-device-ssh ansible_host=rollback-device ansible_user=root ansible_ssh_private_key_file={key} "
         "ansible_python_interpreter=/usr/bin/python3 ansible_ssh_pipelining=true "
         f"ansible_ssh_common_args='-o \"ProxyCommand={proxy}\" -o UserKnownHostsFile={known_hosts} "
-        "-o ConnectTimeout=5'\n", encoding="utf-8")
+        f"-o ConnectTimeout=5 {alive}'\n", encoding="utf-8")
     ssh = ["ssh", "-i", key, *options, "-o", "BatchMode=yes", "root@rollback-device", "true"]
 
     def reachable() -> bool:
