@@ -1,6 +1,7 @@
 # Copyright: netreach developers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Action plugin of netreach.tunnels.ssh_tunnel: a proxy that is not a dict fails naming the field.
+"""Action plugin of netreach.tunnels.ssh_tunnel: a proxy that is not a dict fails naming the field; a change
+armed by rollback_timeout is confirmed over a fresh connection (plugin_utils/_confirm.py).
 
 ansible-core checks a dict option with sub-options given as a string before the module's own checks, and its
 error ("dictionary requested, could not parse JSON or key=value") does not say which option it means. A proxy URL
@@ -10,8 +11,12 @@ before anything runs on the host.
 
 from __future__ import annotations
 
+import time
+
 from ansible.module_utils.common.validation import check_type_dict
 from ansible.plugins.action import ActionBase
+
+from ansible_collections.netreach.tunnels.plugins.plugin_utils._confirm import confirm_pending
 
 MODULE = "netreach.tunnels.ssh_tunnel"
 
@@ -30,6 +35,16 @@ def proxy_error(proxy) -> str | None:
             f"a {type(proxy).__name__}; a proxy URL does not fit here")
 
 
+def confirmed(action: ActionBase, result: dict) -> dict:
+    """RESULT, its armed changes confirmed over a fresh connection (or the task failed: rolled back)."""
+    armed_at = time.monotonic()
+    pending = result.pop("pending_confirms", None)
+    if result.get("failed") or not pending:
+        return result
+    result.update(confirm_pending(action, pending, armed_at))
+    return result
+
+
 class ActionModule(ActionBase):
     _supports_check_mode = True
     _supports_async = False
@@ -41,4 +56,4 @@ class ActionModule(ActionBase):
             result.update(failed=True, changed=False, msg=why, field="proxy")
             return result
         result.update(self._execute_module(module_name=MODULE, module_args=self._task.args, task_vars=task_vars))
-        return result
+        return confirmed(self, result)

@@ -1,13 +1,14 @@
 # Copyright: netreach developers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Action plugin of netreach.tunnels.ssh_tunnels: a tunnel's proxy that is not a dict fails naming the field,
-as for netreach.tunnels.ssh_tunnel (see there why it is caught on the controller)."""
+as for netreach.tunnels.ssh_tunnel (see there why it is caught on the controller), and armed changes are
+confirmed over a fresh connection as there."""
 
 from __future__ import annotations
 
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.netreach.tunnels.plugins.action.ssh_tunnel import proxy_error
+from ansible_collections.netreach.tunnels.plugins.action.ssh_tunnel import confirmed, proxy_error
 
 MODULE = "netreach.tunnels.ssh_tunnels"
 
@@ -25,4 +26,4 @@ class ActionModule(ActionBase):
                 result.update(failed=True, changed=False, msg=f"tunnels[{index}].{why}", field=f"tunnels[{index}].proxy")
                 return result
         result.update(self._execute_module(module_name=MODULE, module_args=self._task.args, task_vars=task_vars))
-        return result
+        return confirmed(self, result)

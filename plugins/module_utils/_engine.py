@@ -235,12 +235,20 @@ class Plan:
         self._add(step)
         return step.changed
 
+    def all_steps(self) -> list[Step]:
+        """The plan's steps with those an armed transaction carries out inside it."""
+        found = []
+        for step in self.steps:
+            found.append(step)
+            found.extend(getattr(step, "live", []))
+        return found
+
     @property
     def changed(self) -> bool:
         return any(step.changed for step in self.steps)
 
     def changed_paths(self) -> list[str]:
-        return [step.tgt.path for step in self.steps if isinstance(step, (FileStep, RemoveStep)) and step.changed]
+        return [step.tgt.path for step in self.all_steps() if isinstance(step, (FileStep, RemoveStep)) and step.changed]
 
     # --- committing -------------------------------------------------------------------------------------
     def commit(self, **extra) -> dict:
@@ -262,7 +270,7 @@ class Plan:
 
     def _prevalidate(self) -> None:
         """Every validated file is checked by its own tool before any step runs: a rejected one changes nothing."""
-        for step in self.steps:
+        for step in self.all_steps():
             if not isinstance(step, FileStep) or not step.validate:
                 continue
             scratch = tempfile.mkdtemp(prefix="netreach-", dir=self.scratch_dir())

@@ -162,10 +162,14 @@ class GeneratedStep(Step):
 class TransactionStep(Step):
     """A change that goes live armed: stage files, arm the host-side rollback, apply. With ARM, the result
     carries `pending_confirm` for the action plugin, which confirms over a fresh connection; without it, the
-    confirm command runs right away and must print `confirmed`."""
+    confirm command runs right away and must print `confirmed`. LIVE: steps carried out once the rollback is
+    armed (the new files of _engine_rollback.arm_files). COLLECT: one of several armed changes of a run; their
+    pending confirmations go to the list `pending_confirms`."""
 
     stage: list[FileStep] = field(default_factory=list)
     arm: list[str] | None = None
+    live: list[Step] = field(default_factory=list)
+    collect: bool = False
     disarm: list[str] | None = None
     apply: list[str] | None = None
     confirm: list[str] = field(default_factory=list)
@@ -176,12 +180,17 @@ class TransactionStep(Step):
             plan.write(step)
         if self.arm:
             plan.run(self.arm)
+        for step in self.live:
+            step.run(plan)
         if self.apply:
             rc, out, err = plan.run(self.apply, check=False)
             if rc != 0:
                 if self.disarm:
                     plan.run(self.disarm, check=False)
                 plan.fail(None, f"{self.apply[0]} failed, the host kept its previous state: {(err or out).strip()}")
+        if self.arm and self.collect:
+            plan.extra.setdefault("pending_confirms", []).append(dict(self.pending, command=list(self.confirm)))
+            return
         if self.arm:
             plan.extra["pending_confirm"] = dict(self.pending, command=" ".join(self.confirm))
             return

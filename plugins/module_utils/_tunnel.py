@@ -24,6 +24,7 @@ from ansible_collections.netreach.tunnels.plugins.module_utils._declaration impo
     check_user,
     parse_proxy,
 )
+from ansible_collections.netreach.tunnels.plugins.module_utils._engine_rollback import check_timeout
 from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_ssh_options import parse_ssh_options
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
@@ -105,6 +106,9 @@ class Tunnel:
     run_as: str
     # Extra ssh_config lines (keyword, value) from the ssh_options allow-list.
     ssh_options: tuple[tuple[str, str], ...] = ()
+    # Seconds a change waits for the controller's confirmation before the host puts the previous tunnel back
+    # (0: no confirm step); not part of what is rendered.
+    rollback_timeout: int = 0
 
     @property
     def unit(self) -> str:
@@ -410,8 +414,16 @@ def parse_tunnel(params: dict) -> Tunnel:
         engine=engine,
         run_as=identity.run_as,
         ssh_options=parse_ssh_options(params.get("ssh_options")),
+        rollback_timeout=parse_rollback_timeout(params.get("rollback_timeout", 0)),
         **numbers,
     )
+
+
+def parse_rollback_timeout(value) -> int:
+    try:
+        return check_timeout(value)
+    except ValueError as exc:
+        raise DeclarationError("rollback_timeout", str(exc)) from None
 
 
 def parse_request(params: dict) -> Tunnel | str:

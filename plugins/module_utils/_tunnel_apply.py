@@ -14,6 +14,7 @@ from __future__ import annotations
 import shutil
 
 from ansible_collections.netreach.tunnels.plugins.module_utils._engine import ConfinementError, Plan, Target, target
+from ansible_collections.netreach.tunnels.plugins.module_utils._engine_rollback import arm_files, plan_support
 from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel import (
     CONFIG_PARTS,
     CONFIG_ROOT,
@@ -168,12 +169,40 @@ def plan_unit_state(plan: Plan, tunnel: Tunnel, state: str, enabled: bool, files
     plan.unit(tunnel.unit, action, enabled=enabled)
 
 
+def arms(tunnel: Tunnel, state: str) -> bool:
+    """Whether a change of TUNNEL goes live armed: with a rollback_timeout, when the run (re)starts the tunnel."""
+    return bool(tunnel.rollback_timeout) and state in ("started", "restarted")
+
+
+def plan_armed(plan: Plan, tunnel: Tunnel, start: int) -> None:
+    """The file steps TUNNEL added to PLAN since START, as one armed change: the host restarts the tunnel a moment
+    after the module returned, and puts the previous files back (and restarts it again) unless confirmed in time."""
+    steps = plan.steps[start:]
+    del plan.steps[start:]
+    unit = tunnel.unit
+    existed = plan.read(unit_target(unit)) is not None
+    # Stop, then start: a stop drops the unit's RuntimeDirectory and with it the backoff's count of failures, so
+    # the restored tunnel connects at once rather than after the bad one's backoff.
+    fresh_start = [["systemctl", "daemon-reload"], ["systemctl", "stop", unit], ["systemctl", "start", unit]]
+    restore = ([], fresh_start) if existed else ([["systemctl", "disable", "--now", unit]], fresh_start[:1])
+    arm_files(plan, f"tunnel-{tunnel.name}", steps, tunnel.rollback_timeout, fresh_start, restore,
+              f"tunnel {tunnel.name}")
+
+
 def plan_tunnel(plan: Plan, tunnel: Tunnel, state: str, enabled: bool) -> None:
-    """Everything TUNNEL needs, then the unit state STATE asks for."""
+    """Everything TUNNEL needs, then the unit state STATE asks for (armed: see plan_armed)."""
     check_bind_conflicts(plan, tunnel)
     check_systemd(plan, state)
     plan_key(plan, tunnel.identity)
+    if arms(tunnel, state):
+        plan_support(plan)
+    start = len(plan.steps)
     config_changed, unit_changed = plan_tunnel_files(plan, tunnel)
+    if arms(tunnel, state) and (config_changed or unit_changed):
+        plan_armed(plan, tunnel, start)
+        plan.daemon_reload()
+        plan.unit(tunnel.unit, enabled=enabled)
+        return
     plan.daemon_reload()
     plan_unit_state(plan, tunnel, state, enabled, config_changed or unit_changed)
 

@@ -22,11 +22,14 @@ from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel import (
     parse_request,
     unit_name,
 )
+from ansible_collections.netreach.tunnels.plugins.module_utils._engine_rollback import plan_support
 from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_apply import (
+    arms,
     check_bind_conflicts,
     check_systemd,
     client_listens,
     listens_on_host,
+    plan_armed,
     plan_key,
     plan_removal,
     plan_tunnel_files,
@@ -63,6 +66,8 @@ def tunnel_argument_spec() -> dict:
         **forwards_argument_spec(),
         # The escape hatch of extra ssh_config keywords (allow-listed), documented by the doc fragment ssh_options.
         ssh_options=dict(type="dict", default={}),
+        # Confirm or roll back (documented by the doc fragment rollback).
+        rollback_timeout=dict(type="int", default=0),
     )
 
 
@@ -156,14 +161,23 @@ def plan_tunnels(plan: Plan, items: list, requests: list, exclusive: bool) -> di
     ledger = Ledger(plan)
     for name in sorted(absent) + undeclared:
         ledger.record(name, plan_removal, plan, name, bool((absent.get(name) or {}).get("remove_key")))
-    files_changed = {}
+    files_changed, armed = {}, set()
+    if any(arms(tunnel, params[tunnel.name]["state"]) for tunnel in tunnels):
+        plan_support(plan)
     for tunnel in tunnels:
         ledger.record(tunnel.name, plan_key, plan, tunnel.identity)
+        start = len(plan.steps)
         config, unit = ledger.record(tunnel.name, plan_tunnel_files, plan, tunnel)
         files_changed[tunnel.name] = config or unit
+        if arms(tunnel, params[tunnel.name]["state"]) and (config or unit):
+            plan_armed(plan, tunnel, start)  # its steps are in the ledger already
+            armed.add(tunnel.name)
     plan.daemon_reload()
     for tunnel in tunnels:
         item = params[tunnel.name]
+        if tunnel.name in armed:  # the host restarts it once the module returned
+            ledger.record(tunnel.name, plan.unit, tunnel.unit, None, item["enabled"])
+            continue
         ledger.record(tunnel.name, plan_unit_state, plan, tunnel, item["state"], item["enabled"],
                       files_changed[tunnel.name])
 

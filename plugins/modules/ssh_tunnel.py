@@ -93,6 +93,7 @@ extends_documentation_fragment:
   - netreach.tunnels.proxy
   - netreach.tunnels.forwards
   - netreach.tunnels.ssh_options
+  - netreach.tunnels.rollback
   - netreach.tunnels.attributes
 notes:
   - The proxy password, if any, lives only in C(/etc/netreach/tunnels/NAME/proxy_auth) (0600, owned by O(run_as)),
@@ -142,6 +143,17 @@ forwards:
   returned: success
   type: list
   elements: dict
+confirmed:
+  description: With O(rollback_timeout), whether the armed change was confirmed over a fresh connection.
+  returned: when a change was armed
+  type: bool
+  version_added: 0.3.0
+rolled_back:
+  description: The changes the host put back by itself (C(tunnel NAME)); the task failed.
+  returned: when an armed change was not confirmed
+  type: list
+  elements: str
+  version_added: 0.3.0
 """
 
 from ansible.module_utils.basic import AnsibleModule

@@ -124,6 +124,14 @@ options:
             describes (host-key and command keywords are refused).
         type: dict
         default: {}
+      rollback_timeout:
+        description:
+          - Seconds a change of this tunnel waits for the controller's confirmation over a fresh connection before
+            the host puts the previous tunnel back, as O(netreach.tunnels.ssh_tunnel#module:rollback_timeout)
+            describes; C(0) (no confirm step) or 10 to 3600. The changes of one run are confirmed together.
+        type: int
+        default: 0
+        version_added: 0.3.0
       local_forwards:
         description:
           - C(-L) forwards, as O(netreach.tunnels.ssh_tunnel#module:local_forwards) describes (a TCP or, since
@@ -224,6 +232,17 @@ removed:
   returned: success
   type: list
   elements: str
+confirmed:
+  description: With a O(tunnels[].rollback_timeout), whether every armed change was confirmed over a fresh connection.
+  returned: when a change was armed
+  type: bool
+  version_added: 0.3.0
+rolled_back:
+  description: The changes the host put back by itself (C(tunnel NAME)); the task failed.
+  returned: when an armed change was not confirmed
+  type: list
+  elements: str
+  version_added: 0.3.0
 """
 
 from ansible.module_utils.basic import AnsibleModule

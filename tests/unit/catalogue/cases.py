@@ -334,6 +334,10 @@ for bad in [0, -1, 3601, 10 ** 9]:
     CASES.append(("ssh_tunnels", {"tunnels": [], "metrics_dir": "/var/lib/prometheus/node-exporter",
                                   "metrics_interval": bad}, "metrics_interval"))
 
+# tunnels: rollback_timeout (issue 16): negative, below the floor of 10 s, huge.
+for bad in (-1, -3600, 1, 9, 3601, 86400, 10 ** 12):
+    tunnel_case("rollback_timeout", rollback_timeout=bad)
+
 
 def run_case(module: str, params: dict):
     """Feed one row to the parser its module (or the role's filter) runs first."""
