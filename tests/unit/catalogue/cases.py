@@ -277,6 +277,11 @@ for state in ("present", "absent"):
         CASES.append(("tunnel_server", {**SERVER, "state": state, "entries": [{**ENTRY, "tunnel": bad}]},
                       "entries[0].tunnel"))
 
+# tunnel_server ports (issue 15 item 3): sshd's listening ports, each 1-65535, none twice
+for ports, field in [([0], "ports[0]"), ([22, 65536], "ports[1]"), ([22, 443, 22], "ports[2]"), ([443, 443], "ports[1]"),
+                     ([-1], "ports[0]")]:
+    CASES.append(("tunnel_server", {**SERVER, "ports": ports}, field))
+
 # tunnels: ssh_options (issue 16): keywords that unpin host keys or run commands, our own options twice, values
 # that would break a line or add a keyword, and keywords off the allow-list
 from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_ssh_options import OWN, REFUSED  # noqa: E402
