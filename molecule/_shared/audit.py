@@ -87,10 +87,17 @@ def find_leaks(text: str, needles: dict[str, str], where: str) -> list[str]:
     return leaks
 
 
+# client_proxy's local NTLM hop (auth ntlm): its configuration holds the NTLMv2 hash, as good as the password.
+PROXY_HOP_DIR = "/etc/netreach/proxy-hop"
+PROXY_HOP_USER = "netreach-proxy-hop"
+
+
 def expected_owner(path: str, homes: dict[str, str], tunnel_users: dict[str, str], dir_group: str = "root") -> str:
-    """Who must own a file that holds a secret: the run_as user of the tunnel whose directory holds it (its unit's
+    """Who must own a file that holds a secret: the NTLM hop's user for its configuration, the run_as user of the tunnel whose directory holds it (its unit's
     User, or for a tunnel without a unit any more the group ssh_tunnel gave its directory: root:run_as 0750), the
     user whose home holds it, root for everything else (system configuration)."""
+    if path.startswith(PROXY_HOP_DIR + "/"):
+        return PROXY_HOP_USER
     match = re.match(r"/etc/netreach/tunnels/([^/]+)/", path)
     if match:
         return tunnel_users.get(match.group(1), dir_group)

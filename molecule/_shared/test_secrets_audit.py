@@ -28,7 +28,7 @@ SKIPPED = ["/var/lib/dpkg", "/var/lib/apt", "/var/lib/systemd/catalog", "/var/lo
 
 # Runs on a host with its own python3; reads the needles from stdin so that no secret is ever on a command line.
 FINDER = r"""
-import grp, json, os, pwd, stat, subprocess, sys
+import grp, json, os, pwd, re, stat, subprocess, sys
 request = json.load(sys.stdin)
 needles = [n.encode() for n in request["needles"]]
 markers = [b"PRIVATE KEY-----", b"PuTTY-User-Key-File-"]
@@ -48,7 +48,9 @@ for top in request["searched"]:
                 continue
             hits = [i for i, n in enumerate(needles) if n in data]
             key = any(m in data for m in markers)
-            if hits or key:
+            # cntlm's PassNTLMv2/PassNT (client_proxy's NTLM hop): hashes as good as the password to the proxy.
+            hashes = [h.decode() for h in re.findall(rb"^Pass(?:NTLMv2|NT|LM)[ \t]+([0-9A-Fa-f]{32})[ \t]*$", data, re.M)]
+            if hits or key or hashes:
                 try:
                     user = pwd.getpwuid(st.st_uid).pw_name
                 except KeyError:
@@ -62,7 +64,8 @@ for top in request["searched"]:
                     with open(path + ".pub", encoding="utf-8", errors="replace") as handle:
                         public = handle.read()
                 found.append({"path": path, "mode": st.st_mode, "user": user, "dir_group": dir_group, "needles": hits,
-                              "text": data.decode("utf-8", "replace") if key else "", "public": public})
+                              "hashes": hashes, "text": data.decode("utf-8", "replace") if key else "",
+                              "public": public})
 homes = {e.pw_name: e.pw_dir for e in pwd.getpwall() if e.pw_dir == "/root" or e.pw_dir.startswith("/home/")}
 units = subprocess.run(["systemctl", "list-units", "--all", "--plain", "--no-legend", "--no-pager", "netreach-tunnel@*"],
                        stdout=subprocess.PIPE, universal_newlines=True).stdout.split()
@@ -139,6 +142,8 @@ def needles() -> dict[str, str]:
         for item in findings["found"]:
             for line in audit.key_material(item["text"], item["public"]):
                 found[line] = f"private key {container}:{item['path']}"
+            for digest in item.get("hashes", []):
+                found[digest] = f"NTLM hash {container}:{item['path']}"
     return found
 
 
@@ -180,8 +185,8 @@ def test_no_secret_in_the_journal_or_the_process_list(container):
 def test_every_file_holding_a_secret_is_0600_and_owned_by_its_user(container):
     findings = host_findings()[container]
     lab_files = (declared().get("lab_files") or {}).get(container, {})
-    files = [{**item, "what": "a private key" if item["text"] else "a password"} for item in findings["found"]
-             if item["needles"] or audit.is_private_key(item["text"])]
+    files = [{**item, "what": "a private key" if item["text"] else "an NTLM hash" if item.get("hashes") else "a password"}
+             for item in findings["found"] if item["needles"] or item.get("hashes") or audit.is_private_key(item["text"])]
     print(f"\nsecrets audit: {container}: {len(files)} file(s) holding a secret: "
           + ", ".join(sorted(item["path"] for item in files)))
     problems = audit.file_problems(files, findings["homes"], findings["tunnel_users"], lab_files)

@@ -37,6 +37,25 @@ options:
       password:
         description: Proxy password; needs O(proxy.username).
         type: str
+      auth:
+        description:
+          - How the proxy authenticates. V(ntlm) (NTLM, Windows shops) goes through the local hop that
+            M(netreach.tunnels.client_proxy) runs with O(netreach.tunnels.client_proxy#module:auth=ntlm); the
+            connection then goes to C(http://127.0.0.1:)O(proxy.hop_port) without credentials, and the password given
+            here is written nowhere.
+        type: str
+        choices: [basic, ntlm]
+        default: basic
+        version_added: 0.3.0
+      domain:
+        description: The NTLM domain, unless O(proxy.username) is C(DOMAIN\user); only with O(proxy.auth=ntlm).
+        type: str
+        version_added: 0.3.0
+      hop_port:
+        description: The loopback port of the local NTLM hop (O(netreach.tunnels.client_proxy#module:hop_port)).
+        type: int
+        default: 3130
+        version_added: 0.3.0
 """
 
     SOCKS4 = r"""
@@ -66,4 +85,23 @@ options:
       password:
         description: Proxy password; needs O(proxy.username).
         type: str
+      auth:
+        description:
+          - How the proxy authenticates. V(ntlm) (NTLM, Windows shops) goes through the local hop that
+            M(netreach.tunnels.client_proxy) runs with O(netreach.tunnels.client_proxy#module:auth=ntlm); the
+            connection then goes to C(http://127.0.0.1:)O(proxy.hop_port) without credentials, and the password given
+            here is written nowhere.
+        type: str
+        choices: [basic, ntlm]
+        default: basic
+        version_added: 0.3.0
+      domain:
+        description: The NTLM domain, unless O(proxy.username) is C(DOMAIN\user); only with O(proxy.auth=ntlm).
+        type: str
+        version_added: 0.3.0
+      hop_port:
+        description: The loopback port of the local NTLM hop (O(netreach.tunnels.client_proxy#module:hop_port)).
+        type: int
+        default: 3130
+        version_added: 0.3.0
 """

@@ -20,6 +20,10 @@ SOCKET_PATH_RE = re.compile(r"^/[A-Za-z0-9._/@+-]+$")
 # sun_path holds 108 bytes, the terminating NUL among them.
 SOCKET_PATH_MAX = 107
 
+PROXY_AUTH = ("basic", "ntlm")
+# Where client_proxy's local NTLM hop listens on loopback unless told otherwise (_proxy_hop).
+DEFAULT_HOP_PORT = 3130
+
 
 class DeclarationError(ValueError):
     """A bad declaration: FIELD names the offending parameter, MESSAGE says what is wrong with it."""
@@ -150,13 +154,17 @@ class Proxy:
 
 
 def parse_proxy(value, field_name: str = "proxy", types: tuple[str, ...] = PROXY_TYPES) -> Proxy | None:
-    """A proxy dict (type, host, port, username, password). User names may be DOMAIN\\user and hold anything
-    printable but ':' (RFC 7617: it ends the user-id); passwords anything printable."""
+    """A proxy dict (type, host, port, username, password, auth, domain, hop_port). User names may be DOMAIN\\user
+    and hold anything printable but ':' (RFC 7617: it ends the user-id); passwords anything printable.
+
+    An NTLM proxy (auth ntlm) is reached through the local hop client_proxy runs (see _proxy_hop): the result is
+    that hop, http://127.0.0.1:HOP_PORT without credentials; the password goes nowhere but the hop's file."""
     if not value:
         return None
     if isinstance(value, str):
         raise DeclarationError(field_name, "expected a dict with type, host and port, not a URL string")
-    raw = check_keys(value, {"type", "host", "port", "username", "password"}, field_name, {"host", "port"})
+    raw = check_keys(value, {"type", "host", "port", "username", "password", "auth", "domain", "hop_port"},
+                     field_name, {"host", "port"})
     proxy_type = raw.get("type") or "http"
     if proxy_type not in types:
         raise DeclarationError(f"{field_name}.type", f"must be one of {', '.join(types)}, got {proxy_type!r}")
@@ -169,8 +177,52 @@ def parse_proxy(value, field_name: str = "proxy", types: tuple[str, ...] = PROXY
         check_text(password, f"{field_name}.password")
     if password and not username:
         raise DeclarationError(f"{field_name}.password", f"a password needs {field_name}.username")
+    auth = raw.get("auth") or "basic"
+    if auth not in PROXY_AUTH:
+        raise DeclarationError(f"{field_name}.auth", f"must be one of {', '.join(PROXY_AUTH)}, got {auth!r}")
+    if raw.get("domain") is not None:
+        check_text(raw["domain"], f"{field_name}.domain")
+    if auth == "ntlm":
+        return ntlm_hop(raw, proxy_type, username, field_name)
+    if raw.get("domain"):
+        raise DeclarationError(f"{field_name}.domain", "only an NTLM proxy (auth: ntlm) takes a domain")
     return Proxy(proxy_type, check_host(raw.get("host"), f"{field_name}.host", brackets=True),
                  check_port(raw.get("port"), f"{field_name}.port"), username, password)
+
+
+def check_hop_value(value: str, field_name: str) -> str:
+    """A value of cntlm's configuration: its reader cuts at "#" and trims blanks (the password is never one)."""
+    check_text(value, field_name)
+    if not value or value != value.strip() or "#" in value:
+        raise DeclarationError(field_name, f"{value!r} cannot stand in cntlm's configuration (blank at an end or '#')")
+    return value
+
+
+def ntlm_identity(username: str | None, domain: str | None, field_prefix: str = "") -> tuple[str, str]:
+    """(user, domain) of an NTLM login: DOMAIN from its own field or from a DOMAIN\\user name; a domain given twice
+    must agree. NTLM has no login without a domain: a bare user name and no domain is refused naming the domain."""
+    if not username:
+        raise DeclarationError(f"{field_prefix}username", "NTLM authentication needs the user name")
+    given_domain, sep, user = username.rpartition("\\")
+    if domain and sep and given_domain.lower() != domain.lower():
+        raise DeclarationError(f"{field_prefix}domain", f"{domain!r} differs from the domain in the user name "
+                                                        f"({given_domain!r})")
+    domain = domain or given_domain
+    if not domain:
+        raise DeclarationError(f"{field_prefix}domain", "NTLM authentication needs the user's domain: give "
+                                                        f"{field_prefix}domain or the user name as DOMAIN\\user")
+    return check_hop_value(user, f"{field_prefix}username"), check_hop_value(domain, f"{field_prefix}domain")
+
+
+def ntlm_hop(raw: dict, proxy_type: str, username: str | None, field_name: str) -> Proxy:
+    """The local NTLM hop standing in for the declared proxy (validated in full: host, port, domain)."""
+    if proxy_type != "http":
+        raise DeclarationError(f"{field_name}.auth", "NTLM authentication is for an http proxy")
+    check_host(raw.get("host"), f"{field_name}.host", brackets=True)
+    check_port(raw.get("port"), f"{field_name}.port")
+    ntlm_identity(username, raw.get("domain"), f"{field_name}.")
+    hop_port = check_port(DEFAULT_HOP_PORT if raw.get("hop_port") is None else raw["hop_port"], f"{field_name}.hop_port")
+    return Proxy("http", "127.0.0.1", hop_port)
 
 
 def proxy_argument_spec(types: tuple[str, ...] = PROXY_TYPES) -> dict:
@@ -181,4 +233,7 @@ def proxy_argument_spec(types: tuple[str, ...] = PROXY_TYPES) -> dict:
         port=dict(type="int", required=True),
         username=dict(type="str"),
         password=dict(type="str", no_log=True),
+        auth=dict(type="str", default="basic", choices=list(PROXY_AUTH)),
+        domain=dict(type="str"),
+        hop_port=dict(type="int", default=DEFAULT_HOP_PORT),
     ))

@@ -13,16 +13,20 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from urllib.parse import quote
 
 from ansible_collections.netreach.tunnels.plugins.module_utils import _blocks
 from ansible_collections.netreach.tunnels.plugins.module_utils._declaration import (
+    DEFAULT_HOP_PORT,
     DeclarationError,
     bracket,
     check_host,
+    check_port,
     check_text,
+    ntlm_identity,
 )
+from ansible_collections.netreach.tunnels.plugins.module_utils._proxy_hop import NTLM_AUTH, NtlmHop
 
 TARGETS = ("environment", "systemd", "apt", "dnf", "docker", "git", "pip", "npm", "wget", "sudo", "firefox",
            "thunderbird")
@@ -88,6 +92,8 @@ class ProxySettings:
     # How often git percent-decodes proxy credentials with proxyAuthMethod=basic: twice for git 2.39.5 + libcurl
     # 7.88.1 (Debian 12: "%41" reaches the proxy as "A"), once for 2.47.3 + 8.14.1 (Debian 13); measured.
     git_decodes: int = 1
+    # auth ntlm: the local hop every layer points at (then username and password are None here).
+    hop: NtlmHop | None = None
 
     def url(self, proxy: ProxyURL | None) -> str | None:
         return proxy.url(self.username, self.password) if proxy else None
@@ -106,6 +112,8 @@ class ProxySettings:
     @property
     def secrets(self) -> list[str]:
         """Every spelling of the password that can appear in a rendered file, for masking diffs."""
+        if self.hop:
+            return self.hop.secrets
         if not self.password:
             return []
         encoded = quote(self.password, safe="")
@@ -197,8 +205,40 @@ def parse_proxy_settings(params: dict) -> ProxySettings:
         check_text(autoconfig, "browser_autoconfig_url")
         if not re.match(r"^(https?|file)://\S+$", autoconfig):
             raise ProxyError("browser_autoconfig_url", f"{autoconfig!r} is not an http(s):// or file:// URL")
-    return ProxySettings(http, https, socks, tuple(entries), username, password, tuple(targets), mode, autoconfig,
-                         bool(params.get("browser_locked")))
+    settings = ProxySettings(http, https, socks, tuple(entries), username, password, tuple(targets), mode,
+                             autoconfig, bool(params.get("browser_locked")))
+    auth = params.get("auth") or "basic"
+    if auth not in ("basic", "ntlm"):
+        raise ProxyError("auth", f"{auth!r} is not one of basic, ntlm")
+    if params.get("domain") is not None:
+        check_text(params["domain"], "domain")
+    if auth == "basic":
+        if params.get("domain"):
+            raise ProxyError("domain", "only auth ntlm takes a domain")
+        return settings
+    return through_hop(settings, params)
+
+
+def through_hop(settings: ProxySettings, params: dict) -> ProxySettings:
+    """auth ntlm: the hop authenticates to the declared HTTP proxy; every layer gets the hop, no credentials."""
+    upstream = settings.http or settings.https
+    if upstream is None:
+        raise ProxyError("http_proxy", "auth ntlm needs the proxy the hop talks to in http_proxy")
+    if settings.http and settings.https and settings.https.hostport != settings.http.hostport:
+        raise ProxyError("https_proxy", "with auth ntlm the hop talks to one proxy: https_proxy must be http_proxy")
+    if upstream.scheme != "http":
+        raise ProxyError("http_proxy", "the NTLM hop (cntlm) talks to an http:// proxy")
+    user, domain = ntlm_identity(settings.username, params.get("domain"))
+    if not settings.password:
+        raise ProxyError("password", "auth ntlm needs the password (the hop keeps only its NTLMv2 hash)")
+    port = check_port(DEFAULT_HOP_PORT if params.get("hop_port") is None else params["hop_port"], "hop_port")
+    ntlm_auth = params.get("ntlm_auth") or "NTLMv2"
+    if ntlm_auth not in NTLM_AUTH:
+        raise ProxyError("ntlm_auth", f"{ntlm_auth!r} is not one of {', '.join(NTLM_AUTH)}")
+    hop = NtlmHop(upstream.host, upstream.port, user, domain, settings.password, port, ntlm_auth)
+    local = ProxyURL("http", "127.0.0.1", port)
+    return replace(settings, http=local if settings.http else None, https=local if settings.https else None,
+                   username=None, password=None, hop=hop)
 
 
 # --- managed blocks in files we share with the administrator --------------------------------------------

@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from typing import Callable
 
 from ansible_collections.netreach.tunnels.plugins.module_utils._engine import Plan, target, target_of
+from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_apply import unit_target
 from ansible_collections.netreach.tunnels.plugins.module_utils._proxy import (
     PATHS,
     POLICY_PATHS,
@@ -32,6 +33,15 @@ from ansible_collections.netreach.tunnels.plugins.module_utils._proxy import (
     render_sudo,
     render_systemd,
     render_wget_lines,
+)
+from ansible_collections.netreach.tunnels.plugins.module_utils._proxy_hop import (
+    CNTLM,
+    HOP_CONFIG,
+    HOP_UNIT,
+    HOP_USER,
+    NtlmHop,
+    render_cntlm_config,
+    render_hop_unit,
 )
 from ansible_collections.netreach.tunnels.plugins.module_utils._proxy_readback import (
     expected_readbacks,
@@ -202,6 +212,32 @@ class ProxyPlan:
                                 layer=layer)
 
 
+HOP_DIR_TARGET = target("/etc", *HOP_CONFIG.split("/")[2:-1], field="auth")
+HOP_CONFIG_TARGET = HOP_DIR_TARGET.child(HOP_CONFIG.rpartition("/")[2])
+
+
+def plan_hop(plan: Plan, hop: NtlmHop | None) -> None:
+    """The local NTLM hop: its user, its 0600 configuration (the only place of the credentials) and its unit,
+    restarted when either changed; None: the hop taken away, when it is there."""
+    unit = unit_target(HOP_UNIT, field="auth")
+    if hop is None:
+        if plan.kind(unit) is not None:
+            plan.command(["systemctl", "disable", "--now", HOP_UNIT], check=False)
+            plan.remove(unit)
+            plan.daemon_reload()
+        plan.remove_tree(HOP_DIR_TARGET)
+        return
+    if plan.kind(target(*CNTLM.rsplit("/", 1), field="auth")) != "file":
+        plan.fail("auth", f"auth ntlm runs cntlm as the local hop, and {CNTLM} is not installed (Debian package cntlm)")
+    plan.system_user(HOP_USER)
+    plan.directory(HOP_DIR_TARGET, 0o700, HOP_USER)
+    changed = plan.file(HOP_CONFIG_TARGET, render_cntlm_config(hop), 0o600, HOP_USER, show=False)
+    changed |= plan.file(unit, render_hop_unit(), 0o644)
+    plan.daemon_reload()
+    active, _enabled = plan.unit_state(HOP_UNIT)
+    plan.unit(HOP_UNIT, ("restart" if active else "start") if changed or not active else None, enabled=True)
+
+
 def git_decodes(plan: Plan, module) -> int:
     """How many times the installed git decodes proxy credentials (see ProxySettings.git_decodes)."""
     if not module.get_bin_path("git"):
@@ -214,6 +250,7 @@ def git_decodes(plan: Plan, module) -> int:
 def plan_proxy(module, settings: ProxySettings | None, layers: tuple[str, ...]) -> dict:
     """Plan every layer for SETTINGS (None: remove what we wrote), commit, and return the module's result."""
     proxy = ProxyPlan(module, settings)
+    plan_hop(proxy.plan, settings.hop if settings else None)
     if settings is not None and "git" in layers and "%" in (settings.username or "") + (settings.password or ""):
         # Only a "%" in the credentials is hurt by git's extra decoding; other credentials stay as they were.
         proxy.settings = settings = replace(settings, git_decodes=git_decodes(proxy.plan, module))

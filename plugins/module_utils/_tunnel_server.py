@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from ansible_collections.netreach.tunnels.plugins.module_utils._declaration import (
     USER_RE,
     DeclarationError,
+    check_port,
     check_socket_path,
     check_user,
 )
@@ -183,9 +184,13 @@ def account_policies(entries: list[Entry], accounts: list[str]) -> dict[str, Acc
     return policies
 
 
-def render_sshd_dropin(policies: dict[str, AccountPolicy], client_alive_interval: int, client_alive_count_max: int) -> str:
-    """sshd_config.d drop-in: one Match block per tunnel account, nothing for any other user."""
+def render_sshd_dropin(policies: dict[str, AccountPolicy], client_alive_interval: int, client_alive_count_max: int,
+                       ports: tuple[int, ...] = ()) -> str:
+    """sshd_config.d drop-in: the listening ports (global, so before any Match), then one Match block per tunnel
+    account, nothing for any other user. With a Port line sshd no longer listens on 22 unless it is listed."""
     lines = ["# Managed by netreach.tunnels.tunnel_server; local changes are overwritten."]
+    if ports:
+        lines += ["", "# The ports sshd listens on (tunnel_server ports): only these."] + [f"Port {port}" for port in ports]
     for name in sorted(policies):
         if not USER_RE.fullmatch(name):
             raise DeclarationError("tunnel_server_accounts", f"{name!r} is not a valid user name")
@@ -229,6 +234,7 @@ class ServerDeclaration:
     client_alive_count_max: int
     reaper: bool
     absent: bool
+    ports: tuple[int, ...] = ()  # sshd's listening ports; () leaves them to sshd_config
 
 
 def parse_entries(values: list) -> list[Entry]:
@@ -305,6 +311,21 @@ def parse_dropin(path) -> str:
     return name
 
 
+def parse_ports(values) -> tuple[int, ...]:
+    """sshd's listening ports, in the order given: each 1-65535, none twice (sshd would refuse to start)."""
+    if values is None:
+        return ()
+    if not isinstance(values, list):
+        raise DeclarationError("ports", "expected a list of port numbers")
+    ports: list[int] = []
+    for index, value in enumerate(values):
+        port = check_port(value, f"ports[{index}]")
+        if port in ports:
+            raise DeclarationError(f"ports[{index}]", f"port {port} is listed twice")
+        ports.append(port)
+    return tuple(ports)
+
+
 def parse_server(params: dict) -> ServerDeclaration:
     """The tunnel_server module's parameters, validated alike for present and absent."""
     accounts = parse_accounts(params.get("accounts"))
@@ -320,7 +341,8 @@ def parse_server(params: dict) -> ServerDeclaration:
     return ServerDeclaration(accounts, tuple(entries), _client_set(params.get("managed_clients"), "managed_clients"),
                              _client_set(params.get("known_clients"), "known_clients"),
                              parse_dropin(params.get("sshd_dropin")), reaper=bool(params.get("reaper", True)),
-                             absent=params.get("state") == "absent", **numbers)
+                             absent=params.get("state") == "absent", ports=parse_ports(params.get("ports")),
+                             **numbers)
 
 
 # --- authorized_keys, merged and read back ----------------------------------------------------------------

@@ -97,7 +97,7 @@ def plan_server(plan: Plan, server: ServerDeclaration) -> dict:
                      if name not in server.accounts and USER_RE.fullmatch(name) and name != "root")
     policies = account_policies(list(server.entries), list(server.accounts))
     dropin = None if server.absent else render_sshd_dropin(policies, server.client_alive_interval,
-                                                           server.client_alive_count_max)
+                                                           server.client_alive_count_max, server.ports)
     reloaded = plan_dropin(plan, server, dropin)
     authorized = {}
     for account in [*server.accounts, *retired]:

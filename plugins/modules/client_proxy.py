@@ -43,6 +43,38 @@ options:
   password:
     description: Proxy password; written percent-encoded into the proxy URLs of files that are then 0600.
     type: str
+  auth:
+    description:
+      - How the proxy authenticates. V(basic) writes the credentials into each layer's proxy URL.
+      - V(ntlm) (NTLM, the common case in Windows shops) runs a local authenticating hop instead, cntlm (Debian's
+        package C(cntlm)) as C(netreach-proxy-hop.service), a hardened unit of its own user C(netreach-proxy-hop),
+        listening on C(127.0.0.1:)O(hop_port). Every layer then points at C(http://127.0.0.1:)O(hop_port) without
+        credentials, and the credentials live only in the hop's configuration C(/etc/netreach/proxy-hop/cntlm.conf)
+        (0600, its user's; cntlm's C(PassNTLMv2) hash, never the password itself). O(http_proxy) is the proxy the
+        hop talks to (O(https_proxy), if given, must be the same proxy).
+      - Tunnels and sessions reach the same hop through their O(netreach.tunnels.ssh_tunnel#module:proxy.auth=ntlm).
+    type: str
+    choices: [basic, ntlm]
+    default: basic
+    version_added: 0.3.0
+  domain:
+    description: The NTLM domain, unless O(username) is C(DOMAIN\user); with O(auth=ntlm) one of the two is required.
+    type: str
+    version_added: 0.3.0
+  hop_port:
+    description: The loopback port the local NTLM hop listens on (O(auth=ntlm)).
+    type: int
+    default: 3130
+    version_added: 0.3.0
+  ntlm_auth:
+    description:
+      - What the NTLM hop answers with (cntlm's C(Auth)). V(NTLMv2) (with its C(PassNTLMv2) hash) is what Active
+        Directory proxies expect; V(NTLM2SR) and V(NTLM) (with C(PassNT)) are for a proxy whose challenge carries
+        no target information, where cntlm cannot answer with NTLMv2 (it logs C(No target info block)).
+    type: str
+    choices: [NTLMv2, NTLM2SR, NTLM]
+    default: NTLMv2
+    version_added: 0.3.0
   targets:
     description: Layers to configure (or, with O(state=absent), to clean).
     type: list
@@ -62,7 +94,8 @@ options:
     type: bool
     default: false
   state:
-    description: C(present) writes the settings; C(absent) removes every block and file the module wrote.
+    description: C(present) writes the settings; C(absent) removes every block and file the module wrote (and the
+      NTLM hop, its unit and its configuration; its system user stays).
     type: str
     choices: [present, absent]
     default: present
@@ -101,6 +134,14 @@ EXAMPLES = r"""
     socks_proxy: socks5h://127.0.0.1:3128
     targets: [firefox, thunderbird]
     browser_locked: true
+
+- name: An NTLM proxy through the local hop (cntlm on 127.0.0.1:3130; every layer points there)
+  netreach.tunnels.client_proxy:
+    http_proxy: http://proxy.corp.example:8080
+    auth: ntlm
+    username: CORP\alice
+    password: "{{ vault_corp_password }}"
+    no_proxy: [localhost, 127.0.0.1, .corp.example]
 
 - name: Remove everything client_proxy wrote
   netreach.tunnels.client_proxy:
@@ -141,6 +182,10 @@ def main() -> None:
             no_proxy=dict(type="list", elements="str", default=[]),
             username=dict(type="str"),
             password=dict(type="str", no_log=True),
+            auth=dict(type="str", choices=["basic", "ntlm"], default="basic"),
+            domain=dict(type="str"),
+            hop_port=dict(type="int", default=3130),
+            ntlm_auth=dict(type="str", choices=["NTLMv2", "NTLM2SR", "NTLM"], default="NTLMv2"),
             targets=dict(type="list", elements="str", choices=list(TARGETS), default=list(TARGETS)),
             browser_mode=dict(type="str", choices=list(BROWSER_MODES), default="manual"),
             browser_autoconfig_url=dict(type="str"),

@@ -76,6 +76,22 @@ options:
           password:
             description: Proxy password; never shown in a diff or a log.
             type: str
+          auth:
+            description: V(ntlm) goes through the local NTLM hop of M(netreach.tunnels.client_proxy), as in
+              M(netreach.tunnels.ssh_tunnel).
+            type: str
+            choices: [basic, ntlm]
+            default: basic
+            version_added: 0.3.0
+          domain:
+            description: The NTLM domain, unless the user name is C(DOMAIN\user).
+            type: str
+            version_added: 0.3.0
+          hop_port:
+            description: The loopback port of the local NTLM hop.
+            type: int
+            default: 3130
+            version_added: 0.3.0
       engine:
         description: C(ssh) or C(autossh).
         type: str

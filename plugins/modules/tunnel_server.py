@@ -61,6 +61,17 @@ options:
       sshd_config must include that directory.
     type: path
     default: /etc/ssh/sshd_config.d/50-netreach-tunnels.conf
+  ports:
+    description:
+      - The ports sshd listens on, written as C(Port) lines of the drop-in, for example V([22, 443]) where a proxy
+        allows C(CONNECT) to 443 only. The configuration is checked with C(sshd -t) before it goes live and sshd is
+        reloaded, never restarted, so established sessions (the tunnels among them) stay up.
+      - With any port given sshd listens on these only, so list V(22) to keep it. Each port from 1 to 65535, none twice.
+      - Empty leaves the ports to C(sshd_config).
+    type: list
+    elements: int
+    default: []
+    version_added: 0.3.0
   reaper:
     description: Run the stale remote forward reaper.
     type: bool
@@ -99,6 +110,12 @@ EXAMPLES = r"""
         public_key: ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHd0K7bS7hT2mAu8VWTXxkzXz2VXr0VXr0VXr0VXr0VX
         opens: ["newshost:119"]
     managed_clients: [laptop1]
+
+- name: Let sshd listen on 443 too, for clients behind a proxy that allows CONNECT to 443 only
+  netreach.tunnels.tunnel_server:
+    accounts: [tunnel]
+    ports: [22, 443]
+    managed_clients: []
 """
 
 RETURN = r"""
@@ -144,6 +161,7 @@ def main() -> None:
             client_alive_interval=dict(type="int", default=15),
             client_alive_count_max=dict(type="int", default=3),
             sshd_dropin=dict(type="path", default="/etc/ssh/sshd_config.d/50-netreach-tunnels.conf"),
+            ports=dict(type="list", elements="int", default=[]),
             reaper=dict(type="bool", default=True),
             state=dict(type="str", choices=["present", "absent"], default="present"),
         ),

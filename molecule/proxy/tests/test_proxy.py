@@ -21,7 +21,7 @@ from urllib.parse import unquote, urlsplit
 
 import jsonschema
 import pytest
-from squidlab import (NPM, PASSWORD, PIP, REPO_PAGE, THROUGH_SQUID, USER, client, on_client, run_module, squid_entries,
+from squidlab import (CONVERGED, NPM, PASSWORD, PIP, REPO_PAGE, THROUGH_SQUID, USER, client, on_client, run_module, squid_entries,
                       squid_log_lines, through_proxy, wait_for_entry)
 
 CACHE = Path(os.environ.get("HOME", "/root")) / ".cache" / "netreach-tunnels" / "proxy-scenario"
@@ -237,10 +237,6 @@ def test_other_policies_are_kept():
 
 # --- credentials ------------------------------------------------------------------------------------------
 
-CONVERGED = {"http_proxy": "http://proxy-proxy:8080", "https_proxy": "http://proxy-proxy:8080",
-             "username": USER, "password": PASSWORD,
-             "socks_proxy": "socks5h://127.0.0.1:3128", "no_proxy": ["localhost", "127.0.0.1", "::1", ".corp.example", "10.0.0.0/8"],
-             "browser_locked": True}
 CREDENTIAL_FILES = ["/etc/environment", "/etc/profile.d/netreach-proxy.sh", "/etc/systemd/system.conf.d/netreach-proxy.conf",
                     "/etc/apt/apt.conf.d/80netreach-proxy", "/etc/gitconfig", "/etc/pip.conf", "/etc/npmrc", "/etc/wgetrc",
                     "/etc/systemd/system/docker.service.d/netreach-proxy.conf", "/root/.putty/sessions/repo%20news",

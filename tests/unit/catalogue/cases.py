@@ -86,7 +86,13 @@ for proxy, field in [({"type": "ftp", "host": "p", "port": 8080}, "proxy.type"),
                      ({"type": "http", "host": "p", "port": 8080, "username": "u:v", "password": "Row-pw-123"}, "proxy.username"),
                      ({"type": "http", "host": "p", "port": 8080, "username": "u", "password": "a\nb"}, "proxy.password"),
                      ({"type": "http", "host": "p", "port": 8080, "pasword": "typo"}, "proxy"),
-                     ("http://proxy:8080", "proxy")]:
+                     ("http://proxy:8080", "proxy"),
+                     ({"type": "http", "host": "p", "port": 8080, "username": "alice", "password": "Row-pw-123",
+                       "auth": "ntlm"}, "proxy.domain"),
+                     ({"type": "http", "host": "p", "port": 8080, "username": "CORP\\alice", "password": "a\x00b",
+                       "auth": "ntlm"}, "proxy.password"),
+                     ({"type": "socks5", "host": "p", "port": 8080, "username": "CORP\\alice", "auth": "ntlm"},
+                      "proxy.auth")]:
     tunnel_case(field, proxy=proxy)
 
 
@@ -176,6 +182,14 @@ def proxy_case(field: str, **changes) -> None:
 for bad in ["ftp://proxy:21", "proxy.corp:8080", "http://", "http://proxy:0", "http://proxy:99999", "http://pro xy:8080",
             "http://proxy:8080\nX", "http://proxy:8080/path\"", "javascript:alert(1)", "http://user:pw@proxy:8080"]:
     proxy_case("http_proxy", http_proxy=bad)
+# NTLM (issue 15 item 4): a domain is needed, credentials with a line break or NUL never reach the hop's file
+for changes, field in [({"username": "alice"}, "domain"), ({"username": "CORP\\alice", "domain": "OTHER"}, "domain"),
+                       ({"domain": "CORP\nProxy evil:1"}, "domain"), ({"domain": "CO\x00RP"}, "domain"),
+                       ({"username": "CORP\\al\nice"}, "username"), ({"username": "CORP\\al\x00ice"}, "username"),
+                       ({"password": "pw\nListen 0.0.0.0:3128"}, "password"), ({"password": "p\x00w"}, "password"),
+                       ({"password": None}, "password"), ({"hop_port": 0}, "hop_port")]:
+    proxy_case(field, **{"auth": "ntlm", "username": "CORP\\alice", "password": "Row-pw-123", **changes})
+proxy_case("domain", domain="CORP", username="alice", password="Row-pw-123")
 for bad in ["http://proxy:8080", "socks5h://", "socks5h://h:0", "socks9://h:1"]:
     proxy_case("socks_proxy", socks_proxy=bad)
 for bad in ["a b", "a\nb", "a,b", 'a"b', "10.0.0.0/33", ""]:
@@ -277,6 +291,11 @@ for state in ("present", "absent"):
                       "entries[0].account"))
         CASES.append(("tunnel_server", {**SERVER, "state": state, "entries": [{**ENTRY, "tunnel": bad}]},
                       "entries[0].tunnel"))
+
+# tunnel_server ports (issue 15 item 3): sshd's listening ports, each 1-65535, none twice
+for ports, field in [([0], "ports[0]"), ([22, 65536], "ports[1]"), ([22, 443, 22], "ports[2]"), ([443, 443], "ports[1]"),
+                     ([-1], "ports[0]")]:
+    CASES.append(("tunnel_server", {**SERVER, "ports": ports}, field))
 
 # tunnels: ssh_options (issue 16): keywords that unpin host keys or run commands, our own options twice, values
 # that would break a line or add a keyword, and keywords off the allow-list

@@ -54,3 +54,13 @@ def test_tunnel_client_declarations_gives_every_tunnel_in_order():
         TUNNELS, DEFAULTS, only=["name", "identity_file", "run_as"]))
     with pytest.raises(AnsibleFilterError):
         tunnel_client_declarations(TUNNELS + [TUNNELS[0]], DEFAULTS)
+
+
+def test_a_tunnel_to_port_443_pins_the_bracketed_entry_of_that_port():
+    """A server listening on 22 and 443 (tunnel_server ports): the tunnel's port picks the [host]:443 entry,
+    which is the one ssh looks up for a connection to port 443."""
+    hostvars = {"bastion": {"ansible_ssh_host_key_ed25519_public": "AAAAPINNED"}}
+    tunnels = [{"name": "via443", "server": "bastion", "port": 443, "local_forwards": ["1:h:1"]},
+               {"name": "via22", "server": "bastion", "local_forwards": ["2:h:1"]}]
+    assert tunnel_known_hosts(tunnels, hostvars, ["bastion"]) == {
+        "via443": ["[bastion]:443 ssh-ed25519 AAAAPINNED"], "via22": ["bastion ssh-ed25519 AAAAPINNED"]}

@@ -86,7 +86,10 @@ def fake_consumers(root: str, env_override: dict | None = None) -> dict:
             lambda _args: (0, read("etc/apt/apt.conf.d/80netreach-proxy"), ""),
             ("git", "config", "--system"): git, ("npm", "config", "get"): npm, ("pip3", "config", "list"): pip,
             ("npm", "--version"): (0, "9.2.0\n", ""),  # Debian's; npm 10 and later hide a proxy with credentials
-            ("systemctl", "list-unit-files"): (0, "docker.service enabled enabled\n", "")}
+            ("systemctl", "list-unit-files"): (0, "docker.service enabled enabled\n", ""),
+            # A unit of ours runs, enabled, once its file is there (the hop's, with auth ntlm).
+            ("systemctl", "show"): lambda args: (0, "active\n" if read(f"etc/systemd/system/{args[-1]}") else "", ""),
+            ("systemctl", "is-enabled"): lambda args: (0 if read(f"etc/systemd/system/{args[-1]}") else 1, "", "")}
 
 
 def prepare(tmp_path) -> None:
@@ -264,3 +267,71 @@ def test_a_root_owned_link_for_firefox_distribution_directory_is_followed(tmp_pa
     (tmp_path / "usr" / "lib" / "firefox-esr" / "distribution").symlink_to("../../share/firefox-esr/distribution")
     result, _module = run(tmp_path, params={**PARAMS, "targets": ["firefox"]}, state="absent")
     assert not result.get("failed"), result
+
+
+# --- auth ntlm: the local hop (cntlm) ---------------------------------------------------------------------
+
+NTLM = dict(PARAMS, auth="ntlm", domain=None, hop_port=3130)
+HOP_CONFIG = "etc/netreach/proxy-hop/cntlm.conf"
+HOP_UNIT = "etc/systemd/system/netreach-proxy-hop.service"
+
+
+@pytest.fixture
+def hop_host(tmp_path, monkeypatch):
+    """A host with cntlm installed; the hop's user stands in as an account every Debian host has."""
+    (tmp_path / "usr" / "sbin").mkdir(parents=True)
+    (tmp_path / "usr" / "sbin" / "cntlm").write_text("")
+    monkeypatch.setattr(_proxy_apply, "HOP_USER", "daemon")
+    return tmp_path
+
+
+def test_ntlm_runs_the_hop_and_every_layer_points_at_it_through_the_four_steps(hop_host):
+    first, module = run(hop_host, NTLM, check_mode=True)
+    assert first["changed"] and not (hop_host / HOP_CONFIG).exists() and \
+        not any(args[:2] == ["systemctl", "start"] for args in module.commands)
+    applied, module = run(hop_host, NTLM)
+    assert applied["changed"] and ["systemctl", "start", "netreach-proxy-hop.service"] in module.commands
+    assert ["systemctl", "enable", "netreach-proxy-hop.service"] in module.commands
+    assert module.commands.index(["systemctl", "daemon-reload"]) < \
+        module.commands.index(["systemctl", "start", "netreach-proxy-hop.service"])
+    assert oct((hop_host / HOP_CONFIG).stat().st_mode & 0o777) == "0o600"
+    assert oct((hop_host / "etc/netreach/proxy-hop").stat().st_mode & 0o777) == "0o700"
+    assert (hop_host / HOP_UNIT).read_text().count("ExecStart=/usr/sbin/cntlm -f -c ") == 1
+    assert manager_environment(str(hop_host))["http_proxy"] == "http://127.0.0.1:3130"
+    # The password lives only in the hop's configuration, and only as its hash.
+    for path in hop_host.rglob("*"):
+        if path.is_file():
+            assert PASSWORD not in path.read_text(errors="replace"), path
+            assert "alice" not in path.read_text(errors="replace") or str(path).endswith(HOP_CONFIG), path
+    again, _module = run(hop_host, NTLM, check_mode=True)
+    rerun, module = run(hop_host, NTLM)
+    assert not again["changed"] and not rerun["changed"]
+    assert not any(args[:2] in (["systemctl", "start"], ["systemctl", "restart"]) for args in module.commands)
+
+
+def test_the_diff_of_an_ntlm_run_shows_neither_the_password_nor_its_hash(hop_host):
+    result, _module = run(hop_host, NTLM, check_mode=True)
+    from ansible_collections.netreach.tunnels.plugins.module_utils._proxy import parse_proxy_settings as parse
+    shown = json.dumps(result)
+    assert PASSWORD not in shown and parse(NTLM).hop.hash not in shown
+
+
+def test_a_new_password_restarts_the_hop_and_basic_or_absent_takes_it_away(hop_host):
+    run(hop_host, NTLM)
+    changed, module = run(hop_host, dict(NTLM, password="other"))
+    assert changed["changed"] and ["systemctl", "restart", "netreach-proxy-hop.service"] in module.commands
+    basic, module = run(hop_host, PARAMS)
+    assert basic["changed"] and ["systemctl", "disable", "--now", "netreach-proxy-hop.service"] in module.commands
+    assert not (hop_host / HOP_UNIT).exists() and not (hop_host / "etc/netreach/proxy-hop").exists()
+    run(hop_host, NTLM)
+    gone, _module = run(hop_host, NTLM, state="absent")
+    assert gone["changed"] and not (hop_host / HOP_UNIT).exists() and not (hop_host / HOP_CONFIG).exists()
+
+
+def test_ntlm_without_cntlm_fails_naming_auth_before_any_change(tmp_path):
+    prepare(tmp_path)
+    before = snapshot(str(tmp_path))
+    with pytest.raises(Failed) as failure:
+        run(tmp_path, NTLM)
+    assert failure.value.result["field"] == "auth" and "cntlm" in failure.value.result["msg"]
+    assert snapshot(str(tmp_path)) == before

@@ -160,3 +160,27 @@ def test_the_host_keys_come_back_as_the_facts_setup_gathers(tmp_path):
     os.remove(real(tmp_path, "/etc/ssh/ssh_host_ecdsa_key.pub"))
     assert set(run(tmp_path)[0]["ansible_facts"]) == {"ansible_ssh_host_key_ed25519_public",
                                                       "ansible_ssh_host_key_ed25519_public_keytype"}
+
+def test_ports_become_port_lines_before_any_match_checked_by_sshd_then_reloaded(tmp_path):
+    host(tmp_path)
+    run(tmp_path)
+    applied, module = run(tmp_path, {"ports": [22, 443]})
+    assert applied["changed"] and applied["sshd_reloaded"]
+    with open(real(tmp_path, "/etc/ssh/sshd_config.d/50-netreach-tunnels.conf"), encoding="utf-8") as stream:
+        text = stream.read()
+    assert "\nPort 22\nPort 443\n" in text and text.index("Port 443") < text.index("Match User")
+    sshd_t, reload = ["sshd", "-t", "-f", "/etc/ssh/sshd_config"], ["systemctl", "reload", "ssh.service"]
+    assert module.commands.index(sshd_t) < module.commands.index(reload)
+    assert not any(args[:2] == ["systemctl", "restart"] for args in module.commands)
+    rerun, module = run(tmp_path, {"ports": [22, 443]})
+    assert not rerun["changed"] and changing(module) == []
+
+
+@pytest.mark.parametrize(("ports", "field"), [([0], "ports[0]"), ([22, 65536], "ports[1]"), ([443, 22, 443], "ports[2]"),
+                                              (["22x"], "ports[0]"), ([True], "ports[0]"), ("22", "ports")])
+def test_bad_ports_are_refused_naming_the_field_before_any_change(tmp_path, ports, field):
+    host(tmp_path)
+    before = snapshot(str(tmp_path))
+    with pytest.raises(DeclarationError) as failure:
+        run(tmp_path, {"ports": ports})
+    assert failure.value.field == field and snapshot(str(tmp_path)) == before
