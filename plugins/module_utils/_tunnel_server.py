@@ -368,6 +368,26 @@ def merge_authorized_keys(current: str | None, entries: list[Entry], managed: fr
     return "".join(f"{line}\n" for line in lines), sorted(ours)
 
 
+def kept_entries(text: str | None, account: str, declared: set[str]) -> list[Entry]:
+    """Our entries of an authorized_keys TEXT whose labels are not DECLARED (other clients' entries, kept), read
+    back from their options, so the account's drop-in keeps allowing what their keys allow."""
+    found = []
+    for line in (text or "").splitlines():
+        label = entry_label(line)
+        if label is None or label in declared or "/" not in label:
+            continue
+        words = line.split()
+        options = words[0]
+        opens = [target for target in re.findall(r'permitopen="([^"]+)"', options) if target != SENTINEL]
+        sockets = tuple(target[1:-3] for target in opens if target.startswith("[/") and target.endswith("]:*"))
+        listens = tuple(listen for listen in re.findall(r'permitlisten="([^"]+)"', options) if listen != SENTINEL)
+        client, _sep, tunnel = label.partition("/")
+        found.append(Entry(account, client, tunnel, " ".join(words[1:-1]),
+                           opens=tuple(target for target in opens if not target.startswith("[/")), listens=listens,
+                           any_open='permitopen="' not in options, socket_opens=sockets))
+    return found
+
+
 def authorized_listens(text: str | None) -> list[dict]:
     """The remote forward binds our entries in an authorized_keys text permit (the sentinel left out)."""
     found = []

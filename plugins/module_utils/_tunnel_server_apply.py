@@ -27,6 +27,7 @@ from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_server im
     account_policies,
     dropin_accounts,
     host_key_facts,
+    kept_entries,
     merge_authorized_keys,
     render_reaper_unit,
     render_sshd_dropin,
@@ -95,7 +96,16 @@ def plan_server(plan: Plan, server: ServerDeclaration) -> dict:
     # Accounts the drop-in restricted before but no longer named: their entries go too.
     retired = sorted(name for name in dropin_accounts(plan.read(dropin_target(server.dropin_name)))
                      if name not in server.accounts and USER_RE.fullmatch(name) and name != "root")
-    policies = account_policies(list(server.entries), list(server.accounts))
+    # A run for some clients only (managed_clients, --limit) keeps the other clients' entries: the drop-in keeps
+    # allowing what their keys allow, or their next sessions would be refused.
+    declared = {entry.label.partition(":")[2] for entry in server.entries}
+    kept = []
+    for account in server.accounts:
+        if not server.absent and user_exists(account):
+            current = plan.read(target(pwd.getpwnam(account).pw_dir, ".ssh", "authorized_keys", field="accounts"))
+            merged, _labels = merge_authorized_keys(current, [], server.managed_clients, server.known_clients)
+            kept += kept_entries(merged, account, declared)
+    policies = account_policies([*server.entries, *kept], list(server.accounts))
     dropin = None if server.absent else render_sshd_dropin(policies, server.client_alive_interval,
                                                            server.client_alive_count_max, server.ports)
     reloaded = plan_dropin(plan, server, dropin)

@@ -184,3 +184,31 @@ def test_bad_ports_are_refused_naming_the_field_before_any_change(tmp_path, port
     with pytest.raises(DeclarationError) as failure:
         run(tmp_path, {"ports": ports})
     assert failure.value.field == field and snapshot(str(tmp_path)) == before
+
+
+def test_a_run_for_some_clients_keeps_what_the_other_clients_keys_allow_in_the_dropin(tmp_path):
+    """managed_clients (a --limit run, or an ad hoc call with no entries) keeps the other clients' authorized_keys
+    lines, and the account's Match block keeps their opens, listens and sockets: their next session still works."""
+    host(tmp_path)
+    desk = [{"account": ACCOUNT, "client": "desk", "tunnel": "web", "public_key": KEY + "DESK",
+             "opens": ["web.internal:80"], "listens": ["localhost:2222"], "socket_opens": ["/run/lab/web.sock"]},
+            {"account": ACCOUNT, "client": "desk", "tunnel": "socks", "public_key": KEY + "SOCKS", "any_open": True}]
+    run(tmp_path, {"entries": PARAMS["entries"] + desk})
+    dropin = real(tmp_path, "/etc/ssh/sshd_config.d/50-netreach-tunnels.conf")
+    with open(dropin, encoding="utf-8") as stream:
+        full = stream.read()
+    assert "PermitOpen any" in full and "PermitListen localhost:2222" in full, full
+    for params in ({"managed_clients": ["laptop"]}, {"managed_clients": [], "entries": []}):
+        result, _module = run(tmp_path, params)
+        with open(dropin, encoding="utf-8") as stream:
+            assert stream.read() == full
+        assert not result["changed"], result
+    # Without the any-open key the account's PermitOpen lists the targets again, the socket among them.
+    with open(real(tmp_path, HOME + "/.ssh/authorized_keys"), encoding="utf-8") as stream:
+        lines = [line for line in stream if "desk/socks" not in line]
+    with open(real(tmp_path, HOME + "/.ssh/authorized_keys"), "w", encoding="utf-8") as stream:
+        stream.writelines(lines)
+    run(tmp_path, {"managed_clients": [], "entries": []})
+    with open(dropin, encoding="utf-8") as stream:
+        text = stream.read()
+    assert "PermitOpen newshost:119 web.internal:80 [/run/lab/web.sock]:*" in text, text
