@@ -28,7 +28,6 @@ from ansible_collections.netreach.tunnels.plugins.module_utils._nat_maps import 
 from ansible_collections.netreach.tunnels.plugins.module_utils._nat_boot import (
     FORWARD_SYSCTLS,
     read_only_mount,
-    render_confirm,
     render_nftables_dropin,
     render_rollback,
     render_sysctl,
@@ -54,17 +53,19 @@ from ansible_collections.netreach.tunnels.plugins.module_utils._nat_managers_app
     plan_firewalld,
     plan_ufw,
 )
+from ansible_collections.netreach.tunnels.plugins.module_utils._nat_confirm import (
+    BOOT,
+    BOOT_RULES,
+    ROLLBACK_UNIT,
+    RUN,
+    UNIT,
+    UNIT_FILE,
+    plan_boot_state,
+    staged,
+)
 from ansible_collections.netreach.tunnels.plugins.module_utils._nat_neighbours import neighbours
 
-# Volatile on purpose: a pending change and its rollback do not survive a reboot, so a reboot boots the
-# last confirmed state and nothing can confirm a change that is no longer running.
-RUN = target("/run", "netreach", "nat", field="rollback_timeout")
-BOOT = target("/etc", "netreach", "nat", field="persist")
-BOOT_RULES = BOOT.child("netreach.nft")
-UNIT = "netreach-nat.service"
-UNIT_FILE = target("/etc/systemd/system", UNIT, field="persist")
 SYSCTL_FILE = target("/etc/sysctl.d", "90-netreach-nat.conf", field="ip_forward")
-ROLLBACK_UNIT = "netreach-nat-rollback-{token}"
 NFTABLES = "nftables.service"
 DOCKER_UNIT = "netreach-nat-docker.service"
 DOCKER_UNIT_FILE = target("/etc/systemd/system", DOCKER_UNIT, field="persist")
@@ -288,42 +289,37 @@ def supersede_pending(plan: Plan) -> None:
 
 def plan_transaction(plan: Plan, nft: str, replace: str | None, current_text: str, boot_rules: str | None,
                      texts: tuple[str, str] | None, boot_changed: bool, timeout: int) -> None:
-    """Stage the change under RUN, arm the rollback (when the kernel changes and TIMEOUT > 0), apply, confirm."""
+    """Stage the change under RUN, arm the rollback (when the kernel changes and TIMEOUT > 0) and apply. Armed, the
+    action plugin confirms it over a fresh connection (_nat_confirm.plan_confirm); unarmed, it is the boot state
+    at once."""
     token = secrets.token_hex(6)
     supersede_pending(plan)
     plan.directory(RUN, 0o700)
     unit = ROLLBACK_UNIT.format(token=token)
-    staged = {kind: RUN.child(f"{kind}-{token}{suffix}") for kind, suffix in
-              (("pending", ".nft"), ("rollback", ".nft"), ("boot", ".nft"), ("confirm", ".sh"), ("rolled-back", ""))}
-    armed = {"timer": f"{unit}.timer", "service": f"{unit}.service", "marker": staged["rolled-back"].path}
-    persist = {"staged": staged["boot"].path, "new": BOOT.child(f".netreach-{token}.nft").path,
-               "rules": BOOT_RULES.path, "dirs": [BOOT.parent.path, BOOT.path]} if boot_rules is not None else None
-    unpersist = None if boot_rules is not None else {
-        "unit": UNIT, "unit_file": UNIT_FILE.path, "rules": BOOT_RULES.path, "directory": BOOT.path}
-    cleanup = {"files": [tgt.path for tgt in staged.values()], "dirs": [RUN.path, RUN.parent.path]}
-    script = render_confirm(token, armed if timeout else None, persist, unpersist, cleanup)
-    files = [("confirm", script, 0o700)]
-    if boot_rules is not None:
-        files.append(("boot", boot_rules, 0o644))
+    files = staged(token)
+    contents = []
+    if boot_rules is not None and timeout:
+        contents.append(("boot", boot_rules, 0o644))
     if replace is not None:
-        files.append(("pending", replace, 0o600))
+        contents.append(("pending", replace, 0o600))
     if timeout:
         if plan.module.get_bin_path("systemd-run") is None or plan.kind(target("/run", "systemd", "system")) != "dir":
             plan.fail("rollback_timeout", "rollback_timeout needs systemd (systemd-run) on the host; set "
                                           "rollback_timeout: 0 to apply without the confirm step")
-        files.append(("rollback", render_replace(current_text or None), 0o600))
-    stage = [FileStep(f"stage {staged[kind].path}", tgt=staged[kind], content=content, mode=mode)
-             for kind, content, mode in files]
+        contents.append(("rollback", render_replace(current_text or None), 0o600))
+    stage = [FileStep(f"stage {files[kind].path}", tgt=files[kind], content=content, mode=mode)
+             for kind, content, mode in contents]
     before, after = diff_texts(plan, texts, boot_rules if boot_changed else False)
     arm = ["systemd-run", "--quiet", "--collect", f"--unit={unit}", f"--on-active={timeout}s",
            "--timer-property=AccuracySec=100ms", f"--description=netreach NAT rollback of change {token}",
-           "/bin/sh", "-c", render_rollback(nft, staged["rollback"].path, staged["rolled-back"].path)]
+           "/bin/sh", "-c", render_rollback(nft, files["rollback"].path, files["rolled-back"].path)]
     plan.transaction(TransactionStep(
         f"NAT change {token}", True, before, after, stage=stage, arm=arm if timeout else None,
-        disarm=["systemctl", "stop", armed["timer"]] if timeout else None,
-        apply=[nft, "-f", staged["pending"].path] if replace is not None else None,
-        confirm=["/bin/sh", staged["confirm"].path],
-        pending={"token": token, "timeout": timeout, "timer": armed["timer"], "marker": armed["marker"]}))
+        disarm=["systemctl", "stop", f"{unit}.timer"] if timeout else None,
+        apply=[nft, "-f", files["pending"].path] if replace is not None else None,
+        pending={"token": token, "timeout": timeout, "timer": f"{unit}.timer", "marker": files["rolled-back"].path}))
+    if not timeout:
+        plan_boot_state(plan, boot_rules)
 
 
 def diff_texts(plan: Plan, texts: tuple[str, str] | None, boot_rules: str | None | bool) -> tuple[str, str]:

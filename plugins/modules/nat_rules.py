@@ -147,6 +147,14 @@ options:
         change over a fresh connection. C(0) applies without the confirm step.
     type: int
     default: 30
+  confirm:
+    description:
+      - Internal, set by the action plugin only (a task that sets it fails): confirm the change with this token
+        over a fresh connection. The module stops the change's rollback timer unless the rollback has already
+        run, then makes the staged table the boot state (or removes our boot state) and clears the staged files,
+        all through the collection's change engine.
+    type: str
+    version_added: 0.3.0
   state:
     description: C(present) applies the declaration; C(absent) removes our table, boot state and sysctl.d file.
     type: str
@@ -234,11 +242,16 @@ from ansible_collections.netreach.tunnels.plugins.module_utils._nat import (
     parse_nat,
 )
 from ansible_collections.netreach.tunnels.plugins.module_utils._nat_apply import plan_nat
+from ansible_collections.netreach.tunnels.plugins.module_utils._nat_confirm import plan_confirm
 
 
 def main() -> None:
     module = AnsibleModule(argument_spec=nat_argument_spec(), supports_check_mode=True)
     params = module.params
+    if params["confirm"] is not None:
+        plan = Plan(module)
+        plan_confirm(plan, params["confirm"])
+        module.exit_json(**plan.commit(confirmed=True))
     try:
         check_rollback_timeout(params["rollback_timeout"])
         rules = parse_nat(params) if params["state"] == "present" else None
