@@ -13,12 +13,13 @@ description:
   - Owns only its own table; never flushes the ruleset. Docker's, firewalld's and every other table stay as they are.
     A foreign chain that would drop the declared flows fails the task before any change (see O(foreign_drop)),
     never a green task with dead forwards.
-  - Idempotent against the kernel itself. The declared table is loaded in a throw-away network namespace and
-    compared with C(nft -j list table inet netreach), so a table changed behind Ansible's back is put right.
+  - Idempotent against the kernel itself. The declared table is loaded in a throw-away network namespace (this
+    kernel's own check of the rules) and its listing compared with C(nft list table inet netreach), so a table
+    changed behind Ansible's back is put right.
   - At size, the forwards of one scope (family, O(port_forwards[].in_interface), O(port_forwards[].source)) beyond
     four go through nft maps and a set, one lookup per packet whatever their number. The table's comment holds
-    digests of the rendered rules and of the kernel's listing of them, so a no-op rerun compares the live listing
-    and needs neither C(nft -c) nor the scratch namespace.
+    digests of the rendered rules and of the kernel's listing of them, so a no-op rerun lists the ruleset without set
+    elements (C(nft -t)) and our table once, and needs no scratch namespace.
   - Lockout protection. Before a change reaches the kernel, a transient systemd timer is armed that restores
     the previous table after O(rollback_timeout) seconds. The action plugin then opens a fresh connection to
     the host and confirms the change (disarms the timer). If it cannot reach the host, the host rolls back by

@@ -57,7 +57,7 @@ class Kernel:
         return os.path.join(self.root, path.lstrip("/"))
 
     def run(self, args: list[str], data: str | None) -> tuple[int, str, str]:
-        if args[:4] == [NFT, "-j", "list", "ruleset"]:
+        if args[:5] == [NFT, "-j", "-t", "list", "ruleset"]:
             ours = json.loads(self.listing(self.table)[0])["nftables"][1:] if self.table else []
             ours += [{"chain": {"family": family, "table": "filter", "name": "NETREACH-NAT"}} for family in self.chains]
             return 0, json.dumps({"nftables": [{"metainfo": {}}] + self.foreign + ours}), ""
@@ -96,8 +96,7 @@ class Kernel:
             listing, text = self.listing(self.table)
             return 0, listing if args[1] == "-j" else text, ""
         if args[0].endswith("unshare"):
-            listing, text = self.listing(self.table_of(data))
-            return 0, f"{listing}\n@@\n{text}", ""
+            return 0, self.listing(self.table_of(data))[1], ""
         if args[:2] == [NFT, "-f"]:
             with open(self.real(args[2]), encoding="utf-8") as stream:
                 self.table = self.table_of(stream.read())
