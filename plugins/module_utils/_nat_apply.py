@@ -5,8 +5,9 @@
 """Plan a nat_rules run on the change engine: sysctl, boot unit, and the table as one armed transaction.
 
 The declared table is compared with the kernel's own listing (loaded in a throw-away network namespace to learn
-how this kernel lists it, unless the live table's comment shows it is the declared one already). A change to the kernel goes live armed: a transient systemd timer restores the previous
-table unless the change is confirmed in time. Confirming (by the action plugin, over a fresh connection) disarms
+how this kernel lists it, unless the live table's comment shows it is the declared one already). A change to the
+kernel goes live armed: a transient systemd timer restores the previous table unless the change is confirmed in
+time. Confirming (by the action plugin, over a fresh connection: nat_rules' confirm run, _nat_confirm.py) disarms
 the timer and only then makes the new table the one that boots; an unconfirmed change is never persisted.
 """
 

@@ -150,7 +150,7 @@ options:
     default: 30
   confirm:
     description:
-      - Internal, set by the action plugin only (a task that sets it fails): confirm the change with this token
+      - Internal, set by the action plugin only (a task that sets it fails). Confirms the change with this token
         over a fresh connection. The module stops the change's rollback timer unless the rollback has already
         run, then makes the staged table the boot state (or removes our boot state) and clears the staged files,
         all through the collection's change engine.
@@ -242,7 +242,6 @@ from ansible_collections.netreach.tunnels.plugins.module_utils._nat import (
     nat_argument_spec,
     parse_nat,
 )
-from ansible_collections.netreach.tunnels.plugins.module_utils._nat_apply import plan_nat
 from ansible_collections.netreach.tunnels.plugins.module_utils._nat_confirm import plan_confirm
 
 
@@ -253,6 +252,8 @@ def main() -> None:
         plan = Plan(module)
         plan_confirm(plan, params["confirm"])
         module.exit_json(**plan.commit(confirmed=True))
+    # Imported here: the confirm run above, inside the rollback window, needs none of the model.
+    from ansible_collections.netreach.tunnels.plugins.module_utils._nat_apply import plan_nat
     try:
         check_rollback_timeout(params["rollback_timeout"])
         rules = parse_nat(params) if params["state"] == "present" else None
