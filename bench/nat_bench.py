@@ -151,7 +151,9 @@ def rate(lab: dict, seconds: float) -> float:
 
 
 def nat_task(count_var: str, state: str = "present") -> list[dict]:
-    args = {"state": state} if state == "absent" else {
+    # The window bounds the confirmation and costs nothing when it succeeds: wide, so a loaded machine times nat_rules
+    # rather than losing a run to its rollback.
+    args = {"state": state, "rollback_timeout": 120} if state == "absent" else {
         "port_forwards": f"{{{{ {count_var} }}}}", "forward_policy": "drop", "rollback_timeout": 120}
     return [{"name": "Declare the forwards", "netreach.tunnels.nat_rules": args}]
 
