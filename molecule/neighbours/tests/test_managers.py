@@ -70,9 +70,10 @@ def status_line(tmp_path) -> str:
         "gateway_forward_policy": declared["forward_policy"], "gateway_rollback_timeout": declared["rollback_timeout"],
         "status_report": str(tmp_path / "status.html")}), encoding="utf-8")
     completed = subprocess.run(["ansible-playbook", "netreach.tunnels.status", "-i", os.environ["MOLECULE_INVENTORY_FILE"],
-                                "-e", f"@{variables}"], capture_output=True, text=True, timeout=300, check=False)
+                                "-e", f"@{variables}"], capture_output=True, text=True, timeout=300, check=False,
+                               env=dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0"))
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-2000:]
-    row = re.search(rf"{labtest.container('gw')} +tcp 8080 on {outside_if()} -> {addr('inside', 'inside')}:80 +(\S+)",
+    row = re.search(rf"{labtest.container('gw')} +tcp 8080 on {outside_if()} -> {addr('inside', 'inside')}:80 +([a-z]+)",
                     completed.stdout)
     assert row, completed.stdout[-3000:]
     return row.group(1)
