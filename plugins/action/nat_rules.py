@@ -4,8 +4,9 @@
 
 The module arms a rollback timer on the host and applies the new table. This plugin then drops the
 connection it used (an SSH ControlMaster keeps working through new NAT rules: its packets belong to an
-established connection) and runs the module's confirm command over a new one. If that fails, the host's timer
-restores the previous table by itself; the plugin waits for it and reports what happened.
+established connection) and runs the module again over a new one with `confirm: TOKEN`: the change engine stops
+the timer and makes the staged table the boot state. If that fails, the host's timer restores the previous table
+by itself; the plugin waits for it and reports what happened.
 """
 
 from __future__ import annotations
@@ -26,13 +27,16 @@ class ActionModule(ActionBase):
 
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
+        if "confirm" in self._task.args:
+            result.update(failed=True, msg="confirm is set by the nat_rules action plugin only, never by a task")
+            return result
         result.update(self._execute_module(module_name=MODULE, module_args=self._task.args, task_vars=task_vars))
         # The module armed the timer before it returned: its deadline is no later than this plus the timeout.
         applied_at = time.monotonic()
         pending = result.pop("pending_confirm", None)
         if result.get("failed") or not pending:
             return result
-        ok, answer = self._fresh_command(pending["command"])
+        ok, answer = self._confirm(pending["token"], task_vars)
         if ok and answer == "confirmed":
             result["confirmed"] = True
             return result
@@ -55,6 +59,19 @@ class ActionModule(ActionBase):
         result["msg"] = (f"Rolled back: the new NAT rules were not confirmed because {why}. {outcome}. "
                          "The change was not persisted: the last confirmed state is what boots.")
         return result
+
+    def _confirm(self, token: str, task_vars) -> tuple[bool, str]:
+        """The module's confirm run over a new connection: (reached the host, "confirmed" or why not)."""
+        try:
+            self._connection.reset()
+            answer = self._execute_module(module_name=MODULE, module_args={"confirm": token}, task_vars=task_vars)
+        except AnsibleError as exc:
+            return False, str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        if answer.get("unreachable"):
+            return False, (answer.get("msg") or "unreachable").strip()
+        if answer.get("failed") or not answer.get("confirmed"):
+            return True, answer.get("answer") or (answer.get("msg") or "the confirm run failed").strip()
+        return True, "confirmed"
 
     def _fresh_command(self, command: str) -> tuple[bool, str]:
         """Run COMMAND on the host over a new connection: (reached the host, last line of output or error)."""

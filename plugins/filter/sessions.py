@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_fleet import known_hosts_lines
+from ansible_collections.netreach.tunnels.plugins.module_utils._declaration import DeclarationError
+from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_fleet import pinned_known_hosts
 
 
 def _hops(session: dict) -> list[tuple[str, int]]:
@@ -31,17 +32,10 @@ def session_inventory_hosts(sessions: list, inventory: list) -> list:
 
 def session_known_hosts(session: dict, hostvars, inventory: list) -> list:
     """known_hosts lines pinning every inventory host SESSION logs in to, from that host's own facts."""
-    lines: list[str] = []
-    names = set(inventory)
-    for host, port in _hops(session):
-        if host not in names:
-            continue
-        found = known_hosts_lines(host, port, hostvars[host])
-        if not found:
-            raise AnsibleFilterError(f"session {session.get('name')}: no SSH host key facts for {host}; gather "
-                                     "them (setup: gather_subset ssh_pub_keys) or give known_hosts")
-        lines += [line for line in found if line not in lines]
-    return lines
+    try:
+        return pinned_known_hosts(f"session {session.get('name')}", _hops(session), hostvars, inventory)
+    except DeclarationError as exc:
+        raise AnsibleFilterError(str(exc)) from None
 
 
 class FilterModule:

@@ -11,7 +11,7 @@ from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel import pa
 from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_fleet import (
     client_declaration,
     client_entries,
-    known_hosts_lines,
+    pinned_known_hosts,
 )
 from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_server import (
     SERVER_ONLY_KEYS,
@@ -63,17 +63,10 @@ def tunnel_known_hosts(tunnel, hostvars, inventory: list, defaults: dict | None 
     list of tunnels, a dict of those lines by tunnel name."""
     if isinstance(tunnel, list):
         return {item.get("name"): tunnel_known_hosts(item, hostvars, inventory, defaults) for item in tunnel}
-    lines = []
-    names = set(inventory)
-    for host, port in _hops(tunnel, defaults):
-        if host not in names:
-            continue
-        found = known_hosts_lines(host, port, hostvars[host])
-        if not found:
-            raise AnsibleFilterError(f"tunnel {tunnel.get('name')}: no SSH host key facts for {host}; gather "
-                                     "them (setup: gather_subset ssh_pub_keys) or give known_hosts")
-        lines += found
-    return lines
+    try:
+        return pinned_known_hosts(f"tunnel {tunnel.get('name')}", _hops(tunnel, defaults), hostvars, inventory)
+    except DeclarationError as exc:
+        raise AnsibleFilterError(str(exc)) from None
 
 
 def tunnel_client_params(tunnel: dict) -> dict:

@@ -32,6 +32,7 @@ from ansible_collections.netreach.tunnels.plugins.module_utils._engine_fs import
 from ansible_collections.netreach.tunnels.plugins.module_utils._engine_steps import (
     CommandStep,
     DirStep,
+    DisarmStep,
     FileStep,
     GeneratedStep,
     ReadBackStep,
@@ -161,11 +162,14 @@ class Plan:
 
     def remove_tree(self, tgt: Target, keep: set[str] = frozenset()) -> bool:
         """Remove the plain files directly in directory TGT but KEEP, then TGT itself when nothing is kept.
-        Anything else in it (a link, a directory) is refused: our directories hold plain files only."""
+        Anything else in it (a link, a directory not removed by an earlier step) is refused: our directories
+        hold plain files only."""
         if self.kind(tgt) is None:
             return False
         changed = False
-        entries = self.listdir(tgt)
+        # An entry an earlier step of this plan removes (an emptied subdirectory, say) counts as gone.
+        removed = {step.tgt.path for step in self.steps if isinstance(step, RemoveStep)}
+        entries = [entry for entry in self.listdir(tgt) if f"{tgt.path}/{entry}" not in removed]
         for entry in entries:
             if entry in keep:
                 continue
@@ -242,6 +246,19 @@ class Plan:
             found.append(step)
             found.extend(getattr(step, "live", []))
         return found
+
+    def disarm(self, timer: str, service: str, marker: Target) -> bool:
+        """Confirm an armed transaction: unless its rollback has run (MARKER exists) or is no longer armed (TIMER
+        inactive), stop TIMER at commit and wait out SERVICE; the steps added after this one run only when the
+        rollback did not win. A failure carries `answer` (rolled-back, not-armed) for the action plugin."""
+        if self.kind(marker) is not None:
+            self.fail(marker.field, "the change was rolled back before it could be confirmed", answer="rolled-back")
+        if not self.unit_state(timer)[0]:
+            self.fail(marker.field, f"the change is no longer armed ({timer} is not active): nothing to confirm",
+                      answer="not-armed")
+        self._add(DisarmStep(f"disarm {timer}", True, "", f"# {timer}: stopped, the change confirmed\n", timer,
+                             service, marker))
+        return True
 
     @property
     def changed(self) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -161,10 +162,12 @@ class GeneratedStep(Step):
 @dataclass
 class TransactionStep(Step):
     """A change that goes live armed: stage files, arm the host-side rollback, apply. With ARM, the result
-    carries `pending_confirm` for the action plugin, which confirms over a fresh connection; without it, the
-    confirm command runs right away and must print `confirmed`. LIVE: steps carried out once the rollback is
-    armed (the new files of _engine_rollback.arm_files). COLLECT: one of several armed changes of a run; their
-    pending confirmations go to the list `pending_confirms`."""
+    carries `pending_confirm` (PENDING) for the action plugin, which confirms over a fresh connection through
+    the module's confirm run (a DisarmStep, then the promotion as ordinary steps); without it, the staged files
+    go once applied and the module's next steps make the change the boot state right away. LIVE: steps carried
+    out once the rollback is armed (the new files of _engine_rollback.arm_files). COLLECT: one of several armed
+    changes of a run; their pending confirmations, each with its host-side CONFIRM command, go to the list
+    `pending_confirms`."""
 
     stage: list[FileStep] = field(default_factory=list)
     arm: list[str] | None = None
@@ -172,7 +175,7 @@ class TransactionStep(Step):
     collect: bool = False
     disarm: list[str] | None = None
     apply: list[str] | None = None
-    confirm: list[str] = field(default_factory=list)
+    confirm: list[str] = field(default_factory=list)  # COLLECT: the host-side confirm command
     pending: dict = field(default_factory=dict)  # what the action plugin needs (token, timeout, timer, marker)
 
     def run(self, plan: Plan) -> None:
@@ -192,8 +195,29 @@ class TransactionStep(Step):
             plan.extra.setdefault("pending_confirms", []).append(dict(self.pending, command=list(self.confirm)))
             return
         if self.arm:
-            plan.extra["pending_confirm"] = dict(self.pending, command=" ".join(self.confirm))
+            plan.extra["pending_confirm"] = dict(self.pending)
             return
-        rc, out, err = plan.run(self.confirm, check=False)
-        if rc != 0 or "confirmed" not in out:
-            plan.fail(None, f"making the change the boot state failed: {(err or out).strip()}")
+        for step in self.stage:
+            RemoveStep(f"remove {step.tgt.path}", True, tgt=step.tgt)._unlink(plan)
+
+
+@dataclass
+class DisarmStep(Step):
+    """The confirm side of an armed TransactionStep, run over a fresh connection: stop TIMER, let its SERVICE
+    finish a restore that had already begun, and fail (answer `rolled-back`) when the restore left its MARKER.
+    Only then may the steps after it make the change the boot state."""
+
+    timer: str = ""
+    service: str = ""
+    marker: Target | None = None
+    wait: float = 60.0  # the restore is one `nft -f`: seconds at most, bounded all the same
+
+    def run(self, plan: Plan) -> None:
+        plan.run(["systemctl", "stop", self.timer])
+        deadline = time.monotonic() + self.wait
+        while (plan.run(["systemctl", "is-active", "--quiet", self.service], check=False)[0] == 0
+               and time.monotonic() < deadline):
+            time.sleep(0.2)
+        if plan.host.kind(self.marker) is not None:
+            plan.fail(self.marker.field, f"the change was rolled back by {self.service} before it could be "
+                                         "confirmed", answer="rolled-back")

@@ -266,6 +266,7 @@ def nat_argument_spec() -> dict:
         foreign_drop=dict(type="str", choices=list(FOREIGN_DROP), default="fail"),
         persist=dict(type="bool", default=True),
         rollback_timeout=dict(type="int", default=30),
+        confirm=dict(type="str"),
         state=dict(type="str", choices=["present", "absent"], default="present"),
     )
 

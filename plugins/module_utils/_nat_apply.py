@@ -5,8 +5,9 @@
 """Plan a nat_rules run on the change engine: sysctl, boot unit, and the table as one armed transaction.
 
 The declared table is compared with the kernel's own listing (loaded in a throw-away network namespace to learn
-how this kernel lists it). A change to the kernel goes live armed: a transient systemd timer restores the previous
-table unless the change is confirmed in time. Confirming (by the action plugin, over a fresh connection) disarms
+how this kernel lists it, unless the live table's comment shows it is the declared one already). A change to the
+kernel goes live armed: a transient systemd timer restores the previous table unless the change is confirmed in
+time. Confirming (by the action plugin, over a fresh connection: nat_rules' confirm run, _nat_confirm.py) disarms
 the timer and only then makes the new table the one that boots; an unconfirmed change is never persisted.
 """
 
@@ -18,17 +19,11 @@ import re
 import secrets
 
 from ansible_collections.netreach.tunnels.plugins.module_utils._engine import FileStep, Plan, TransactionStep, target
-from ansible_collections.netreach.tunnels.plugins.module_utils._nat import (
-    TABLE_SPEC,
-    NatRules,
-    normalise_listing,
-    render_replace,
-)
+from ansible_collections.netreach.tunnels.plugins.module_utils._nat import TABLE_SPEC, NatRules, render_replace
 from ansible_collections.netreach.tunnels.plugins.module_utils._nat_maps import render_table
 from ansible_collections.netreach.tunnels.plugins.module_utils._nat_boot import (
     FORWARD_SYSCTLS,
     read_only_mount,
-    render_confirm,
     render_nftables_dropin,
     render_rollback,
     render_sysctl,
@@ -54,17 +49,19 @@ from ansible_collections.netreach.tunnels.plugins.module_utils._nat_managers_app
     plan_firewalld,
     plan_ufw,
 )
+from ansible_collections.netreach.tunnels.plugins.module_utils._nat_confirm import (
+    BOOT,
+    BOOT_RULES,
+    ROLLBACK_UNIT,
+    RUN,
+    UNIT,
+    UNIT_FILE,
+    plan_boot_state,
+    staged,
+)
 from ansible_collections.netreach.tunnels.plugins.module_utils._nat_neighbours import neighbours
 
-# Volatile on purpose: a pending change and its rollback do not survive a reboot, so a reboot boots the
-# last confirmed state and nothing can confirm a change that is no longer running.
-RUN = target("/run", "netreach", "nat", field="rollback_timeout")
-BOOT = target("/etc", "netreach", "nat", field="persist")
-BOOT_RULES = BOOT.child("netreach.nft")
-UNIT = "netreach-nat.service"
-UNIT_FILE = target("/etc/systemd/system", UNIT, field="persist")
 SYSCTL_FILE = target("/etc/sysctl.d", "90-netreach-nat.conf", field="ip_forward")
-ROLLBACK_UNIT = "netreach-nat-rollback-{token}"
 NFTABLES = "nftables.service"
 DOCKER_UNIT = "netreach-nat-docker.service"
 DOCKER_UNIT_FILE = target("/etc/systemd/system", DOCKER_UNIT, field="persist")
@@ -75,7 +72,8 @@ def plan_nat(plan: Plan, rules: NatRules | None, persist: bool, rollback_timeout
     """Add the steps of one run to PLAN; returns the result's extras: our table as the kernel will list it ("" when
     absent) and the gateway's neighbours."""
     nft = plan.module.get_bin_path("nft", required=True)
-    around = read_neighbours(plan, nft)
+    ruleset = read_ruleset(plan, nft)
+    around = read_neighbours(plan, ruleset)
     beside_docker = docker_user_families(around["dropping_chains"]) if rules is not None else []
     # firewalld and ufw are told the declared flows through their own configuration: theirs do not count as foreign.
     with_firewalld = rules is not None and any(around["firewalld"].values())
@@ -86,14 +84,14 @@ def plan_nat(plan: Plan, rules: NatRules | None, persist: bool, rollback_timeout
         refuse_foreign_drops(plan, [c for c in around["dropping_chains"] if c["owner"] not in managed and not (
             c["owner"] == "docker" and c["chain"] == "FORWARD" and c["table"].split()[0] in beside_docker)])
     plan_sysctl(plan, rules.ip_forward if rules else None)
-    current, current_text = kernel_table(plan, nft)
-    replace, desired, desired_text = desired_table(plan, nft, rules, current, current_text)
+    current_text = kernel_table(plan, nft, ruleset)
+    replace, desired_text = desired_table(plan, nft, rules, current_text)
     boot_rules = replace if rules is not None and persist else None
     boot_changed = plan_boot(plan, nft, boot_rules, around["nftables_service"]["installed"])
     plan_docker(plan, rules, beside_docker, around["docker"]["accepted_in"], persist)
     plan_firewalld(plan, rules if with_firewalld else None, around["firewalld"]["active"])
     plan_ufw(plan, rules if with_ufw else None, around["ufw"]["enabled"])
-    kernel_changed = current != desired
+    kernel_changed = current_text != desired_text
     if kernel_changed or boot_changed:
         texts = (current_text, desired_text) if kernel_changed else None
         plan_transaction(plan, nft, replace if kernel_changed else None, current_text, boot_rules, texts,
@@ -101,11 +99,17 @@ def plan_nat(plan: Plan, rules: NatRules | None, persist: bool, rollback_timeout
     return {"table": desired_text, "neighbours": around}
 
 
-def read_neighbours(plan: Plan, nft: str) -> dict:
-    """What else filters the gateway's packets: nftables.service, firewalld, foreign dropping chains."""
-    rc, listing, err = plan.query([nft, "-j", "list", "ruleset"])
+def read_ruleset(plan: Plan, nft: str) -> list:
+    """The kernel's ruleset without set elements (`-t`: cheap whatever the size of our maps), as JSON items: every
+    chain and rule the neighbours are found in, and whether our table is there."""
+    rc, listing, err = plan.query([nft, "-j", "-t", "list", "ruleset"])
     if rc != 0:
         plan.fail(None, f"nft list ruleset failed: {err.strip()}", rc=rc)
+    return json.loads(listing or "{}").get("nftables", [])
+
+
+def read_neighbours(plan: Plan, listing: list) -> dict:
+    """What else filters the gateway's packets: nftables.service, firewalld, foreign dropping chains."""
     ufw = ufw_enabled(plan.read_foreign("/etc/ufw/ufw.conf"))
     if plan.kind(target("/run", "systemd", "system")) != "dir":
         return neighbours(listing, (False, False, False), (False, False), ufw)
@@ -210,70 +214,73 @@ def plan_sysctl(plan: Plan, ip_forward: bool | None) -> None:
         plan.command(["sysctl", "-q", "-w", f"{name}={wanted}"], label=f"{name} = {wanted} (runtime, was {value})")
 
 
-def desired_table(plan: Plan, nft: str, rules: NatRules | None, current: list | None,
-                  current_text: str) -> tuple[str, list | None, str]:
-    """The replacing nft input, and the declared table as the kernel lists it (normalised JSON, text).
+def desired_table(plan: Plan, nft: str, rules: NatRules | None, current_text: str) -> tuple[str, str]:
+    """The replacing nft input, and the declared table as the kernel lists it ("" when absent).
 
     The table's comment carries a digest of the rendered rules and one of the kernel's listing of them: when the
     live table's comment names this rendering and its listing still has that digest, the live table is the declared
     one, and the scratch namespace is not needed (a no-op rerun). Otherwise the rules are loaded there to learn the
     listing, and the comment is added to what the kernel will list."""
     if rules is None:
-        return render_replace(None), None, ""
+        return render_replace(None), ""
     base = render_table(rules)
     rendered = hashlib.sha256(base.encode()).hexdigest()[:16]
     live = table_comment(current_text)
-    if current is not None and live.startswith(f"netreach {rendered} ") and live.split()[2] == listing_digest(current):
-        return render_replace(render_table(rules, live)), current, current_text
-    listing, text = preflight(plan, nft, render_replace(base))
-    comment = f"netreach {rendered} {listing_digest(listing)}"
-    lines = text.split("\n", 1)
-    return (render_replace(render_table(rules, comment)), listing + [{"comment": comment}],
-            f'{lines[0]}\n\tcomment "{comment}"\n{lines[1] if len(lines) > 1 else ""}')
+    if live.startswith(f"netreach {rendered} ") and live.split()[2] == listing_digest(current_text):
+        return render_replace(with_comment(base, live)), current_text
+    text = preflight(plan, nft, render_replace(base))
+    comment = f"netreach {rendered} {listing_digest(text)}"
+    return render_replace(with_comment(base, comment)), with_comment(text, comment)
+
+
+def with_comment(table: str, comment: str) -> str:
+    """TABLE (nft input or the kernel's text listing, both begin with `table inet netreach {`) with COMMENT, where
+    nft puts a table's comment: the line after the first."""
+    head, _newline, rest = table.partition("\n")
+    return f'{head}\n\tcomment "{comment}"\n{rest}'
 
 
 def table_comment(text: str) -> str:
-    """The comment of our table in `nft list table` text ("" when it has none)."""
-    match = re.search(r'^\tcomment "([^"]*)"$', text, re.M)
+    """The comment of our table in its text listing ("" when it has none): the line after `table inet netreach {`."""
+    match = re.match(r'table [^\n]*\{\n\tcomment "([^"\n]*)"\n', text)
     return match.group(1) if match else ""
 
 
-def listing_digest(listing: list) -> str:
-    """A digest of a normalised listing without the table's comment (JSON lists none; our marker stands for it)."""
-    items = [item for item in listing if set(item) != {"comment"}]
-    return hashlib.sha256(json.dumps(items, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def kernel_table(plan: Plan, nft: str) -> tuple[list | None, str]:
-    """Our table as the kernel has it: normalised JSON (None when absent) and nft's text listing."""
-    rc, out, err = plan.query([nft, "-j", "list", "table", *TABLE_SPEC.split()])
-    if rc != 0:
-        if "No such file or directory" in err:
-            return None, ""
-        plan.fail(None, f"nft list table {TABLE_SPEC} failed: {err.strip()}", rc=rc)
-    rc, text, err = plan.query([nft, "list", "table", *TABLE_SPEC.split()])
-    if rc != 0:
-        plan.fail(None, f"nft list table {TABLE_SPEC} failed: {err.strip()}", rc=rc)
-    listing = normalise_listing(out)
+def listing_digest(text: str) -> str:
+    """A digest of the kernel's text listing of our table without the table's comment (the comment holds it)."""
     comment = table_comment(text)
-    return listing + ([{"comment": comment}] if comment else []), text
+    if comment:
+        head, _newline, rest = text.partition("\n")
+        text = head + "\n" + rest.split("\n", 1)[1]
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def preflight(plan: Plan, nft: str, replace: str) -> tuple[list, str]:
-    """Check the rules against this kernel (nft -c), then load them in a throw-away network namespace to
-    learn how the kernel lists them: the declared table in the kernel's own terms, nothing applied here."""
-    rc, out, err = plan.query([nft, "-c", "-f", "/dev/stdin"], data=replace)
+def kernel_table(plan: Plan, nft: str, ruleset: list) -> str:
+    """Our table as the kernel lists it (text, with its comment; "" when absent): the one full listing of a run."""
+    family, name = TABLE_SPEC.split()
+    if not any(item.get("table", {}).get("family") == family and item["table"].get("name") == name
+               for item in ruleset if "table" in item):
+        return ""
+    rc, text, err = plan.query([nft, "list", "table", family, name])
+    if rc != 0 and "No such file or directory" in err:
+        return ""  # gone since the ruleset was listed
     if rc != 0:
-        plan.fail(None, f"nft rejected the rendered rules (nothing applied): {err.strip()}", rules=replace)
+        plan.fail(None, f"nft list table {TABLE_SPEC} failed: {err.strip()}", rc=rc)
+    return text
+
+
+def preflight(plan: Plan, nft: str, replace: str) -> str:
+    """Load the rules in a throw-away network namespace: this kernel's own check of them, and how it lists them (the
+    declared table in the kernel's own terms); nothing is applied here."""
     unshare = plan.module.get_bin_path("unshare", required=True)
-    script = (f"{nft} -f /dev/stdin && {nft} -j list table {TABLE_SPEC} && echo @@ && "
-              f"{nft} list table {TABLE_SPEC}")
+    script = f"{nft} -f /dev/stdin || exit 97; {nft} list table {TABLE_SPEC}"
     rc, out, err = plan.query([unshare, "--net", "--", "/bin/sh", "-c", script], data=replace)
-    if rc != 0 or "\n@@\n" not in out:
+    if rc == 97:
+        plan.fail(None, f"nft rejected the rendered rules (nothing applied): {err.strip()}", rules=replace)
+    if rc != 0 or not out.startswith(f"table {TABLE_SPEC} {{"):
         plan.fail(None, "could not load the rules in a scratch network namespace to compare them with the kernel "
                         f"(needs root with CAP_SYS_ADMIN): {err.strip()}")
-    listing, text = out.split("\n@@\n", 1)
-    return normalise_listing(listing), text
+    return out
 
 
 def supersede_pending(plan: Plan) -> None:
@@ -288,42 +295,37 @@ def supersede_pending(plan: Plan) -> None:
 
 def plan_transaction(plan: Plan, nft: str, replace: str | None, current_text: str, boot_rules: str | None,
                      texts: tuple[str, str] | None, boot_changed: bool, timeout: int) -> None:
-    """Stage the change under RUN, arm the rollback (when the kernel changes and TIMEOUT > 0), apply, confirm."""
+    """Stage the change under RUN, arm the rollback (when the kernel changes and TIMEOUT > 0) and apply. Armed, the
+    action plugin confirms it over a fresh connection (_nat_confirm.plan_confirm); unarmed, it is the boot state
+    at once."""
     token = secrets.token_hex(6)
     supersede_pending(plan)
     plan.directory(RUN, 0o700)
     unit = ROLLBACK_UNIT.format(token=token)
-    staged = {kind: RUN.child(f"{kind}-{token}{suffix}") for kind, suffix in
-              (("pending", ".nft"), ("rollback", ".nft"), ("boot", ".nft"), ("confirm", ".sh"), ("rolled-back", ""))}
-    armed = {"timer": f"{unit}.timer", "service": f"{unit}.service", "marker": staged["rolled-back"].path}
-    persist = {"staged": staged["boot"].path, "new": BOOT.child(f".netreach-{token}.nft").path,
-               "rules": BOOT_RULES.path, "dirs": [BOOT.parent.path, BOOT.path]} if boot_rules is not None else None
-    unpersist = None if boot_rules is not None else {
-        "unit": UNIT, "unit_file": UNIT_FILE.path, "rules": BOOT_RULES.path, "directory": BOOT.path}
-    cleanup = {"files": [tgt.path for tgt in staged.values()], "dirs": [RUN.path, RUN.parent.path]}
-    script = render_confirm(token, armed if timeout else None, persist, unpersist, cleanup)
-    files = [("confirm", script, 0o700)]
-    if boot_rules is not None:
-        files.append(("boot", boot_rules, 0o644))
+    files = staged(token)
+    contents = []
+    if boot_rules is not None and timeout:
+        contents.append(("boot", boot_rules, 0o644))
     if replace is not None:
-        files.append(("pending", replace, 0o600))
+        contents.append(("pending", replace, 0o600))
     if timeout:
         if plan.module.get_bin_path("systemd-run") is None or plan.kind(target("/run", "systemd", "system")) != "dir":
             plan.fail("rollback_timeout", "rollback_timeout needs systemd (systemd-run) on the host; set "
                                           "rollback_timeout: 0 to apply without the confirm step")
-        files.append(("rollback", render_replace(current_text or None), 0o600))
-    stage = [FileStep(f"stage {staged[kind].path}", tgt=staged[kind], content=content, mode=mode)
-             for kind, content, mode in files]
+        contents.append(("rollback", render_replace(current_text or None), 0o600))
+    stage = [FileStep(f"stage {files[kind].path}", tgt=files[kind], content=content, mode=mode)
+             for kind, content, mode in contents]
     before, after = diff_texts(plan, texts, boot_rules if boot_changed else False)
     arm = ["systemd-run", "--quiet", "--collect", f"--unit={unit}", f"--on-active={timeout}s",
            "--timer-property=AccuracySec=100ms", f"--description=netreach NAT rollback of change {token}",
-           "/bin/sh", "-c", render_rollback(nft, staged["rollback"].path, staged["rolled-back"].path)]
+           "/bin/sh", "-c", render_rollback(nft, files["rollback"].path, files["rolled-back"].path)]
     plan.transaction(TransactionStep(
         f"NAT change {token}", True, before, after, stage=stage, arm=arm if timeout else None,
-        disarm=["systemctl", "stop", armed["timer"]] if timeout else None,
-        apply=[nft, "-f", staged["pending"].path] if replace is not None else None,
-        confirm=["/bin/sh", staged["confirm"].path],
-        pending={"token": token, "timeout": timeout, "timer": armed["timer"], "marker": armed["marker"]}))
+        disarm=["systemctl", "stop", f"{unit}.timer"] if timeout else None,
+        apply=[nft, "-f", files["pending"].path] if replace is not None else None,
+        pending={"token": token, "timeout": timeout, "timer": f"{unit}.timer", "marker": files["rolled-back"].path}))
+    if not timeout:
+        plan_boot_state(plan, boot_rules)
 
 
 def diff_texts(plan: Plan, texts: tuple[str, str] | None, boot_rules: str | None | bool) -> tuple[str, str]:

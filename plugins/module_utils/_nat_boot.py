@@ -4,10 +4,10 @@
 # Private module_utils of netreach.tunnels: the host-side files of the NAT model. Not a public API.
 """What nat_rules leaves on the host besides its table, rendered as text, and the host facts it reads back.
 
-The boot unit and the sysctl.d file; the host-side rollback command (a transient systemd timer runs it, whatever
-happens to the connection that applied a change); and the confirm script, which the action plugin runs over a
-fresh connection after the module has returned, so it is shell and needs no Python. Every path in them is given
-by the caller from the engine's confined targets. Pure functions: nothing here touches the host.
+The boot unit and the sysctl.d file, and the host-side rollback command (a transient systemd timer runs it,
+whatever happens to the connection that applied a change). The confirmation is no text: it is nat_rules' own
+confirm run on the change engine (_nat_confirm.py). Every path here is given by the caller from the engine's
+confined targets. Pure functions: nothing here touches the host.
 """
 
 from __future__ import annotations
@@ -78,33 +78,3 @@ def read_only_mount(mounts: str | None, path: str) -> bool:
 def render_rollback(nft: str, previous: str, marker: str) -> str:
     """The timer's command: put the previous table back, then leave the record the confirm step looks for."""
     return f"{nft} -f {shlex.quote(previous)} && touch {shlex.quote(marker)}"
-
-
-def render_confirm(token: str, armed: dict | None, persist: dict | None, unpersist: dict | None,
-                   cleanup: dict) -> str:
-    """Make change TOKEN the boot state. ARMED (timer, service, marker): only while its rollback still waits.
-    PERSIST (staged, new, rules, dirs): rename the staged boot rules into place. UNPERSIST (unit, rules, unit_file,
-    directory): remove our boot state. CLEANUP (files, dirs): what of the change's run directory goes."""
-    lines = ["#!/bin/sh", f"# netreach.tunnels nat_rules: confirm NAT change {token}.", "set -eu"]
-    if armed:
-        rolled_back = f"if [ -e {armed['marker']} ]; then echo rolled-back; exit 4; fi"
-        lines += [rolled_back,
-                  f"systemctl is-active --quiet {armed['timer']} || {{ echo not-armed; exit 3; }}",
-                  f"systemctl stop {armed['timer']}",
-                  # The timer may have fired just now: let its restore finish before looking for its record.
-                  f"while systemctl is-active --quiet {armed['service']}; do sleep 0.2; done",
-                  rolled_back]
-    if persist:
-        # The module checked these directories when it planned; they are checked again, as the engine does.
-        lines += [f"for d in {' '.join(persist['dirs'])}; do [ ! -L \"$d\" ] || {{ echo \"$d is a symbolic link\"; "
-                  "exit 5; }; done",
-                  f"cp {persist['staged']} {persist['new']}",
-                  f"mv -f {persist['new']} {persist['rules']}"]
-    if unpersist:
-        lines += [f"if [ -e {unpersist['unit_file']} ]; then systemctl disable --quiet {unpersist['unit']}; fi",
-                  f"rm -f {unpersist['rules']} {unpersist['unit_file']}",
-                  f"rmdir {unpersist['directory']} 2>/dev/null || true",
-                  "systemctl daemon-reload"]
-    lines += [f"rm -f {' '.join(cleanup['files'])}",
-              f"rmdir {' '.join(cleanup['dirs'])} 2>/dev/null || true", "echo confirmed"]
-    return "\n".join(lines) + "\n"

@@ -41,9 +41,14 @@ def _owner(family: str, table: str, chains: set[tuple[str, str, str]]) -> str | 
     return None
 
 
-def dropping_chains(listing: str) -> list[dict]:
+def _items(listing: str | list) -> list:
+    """The items of `nft -j list ruleset`, from its text or already parsed (a run parses the listing once)."""
+    return listing if isinstance(listing, list) else json.loads(listing or "{}").get("nftables", [])
+
+
+def dropping_chains(listing: str | list) -> list[dict]:
     """Foreign base chains on our hooks that may drop forwarded traffic, in the kernel's order of priority."""
-    items = json.loads(listing or "{}").get("nftables", [])
+    items = _items(listing)
     chains, last_rule = {}, {}
     for item in items:
         if "chain" in item:
@@ -67,22 +72,22 @@ def dropping_chains(listing: str) -> list[dict]:
     return sorted(found, key=lambda entry: (HOOKS.index(entry["hook"]), entry["priority"], entry["table"]))
 
 
-def filter_chains(listing: str, name: str) -> list[str]:
+def filter_chains(listing: str | list, name: str) -> list[str]:
     """The families (ip, ip6) whose iptables `filter` table has a chain NAME (DOCKER-USER, ours beside it)."""
-    items = json.loads(listing or "{}").get("nftables", [])
+    items = _items(listing)
     return sorted({item["chain"].get("family") for item in items if "chain" in item
                    and item["chain"].get("table") == "filter" and item["chain"].get("name") == name
                    and item["chain"].get("family") in ("ip", "ip6")})
 
 
-def ufw_chains(listing: str) -> bool:
+def ufw_chains(listing: str | list) -> bool:
     """Whether ufw's chains are loaded (ufw-before-forward in ip filter, ufw6-before-forward in ip6 filter)."""
-    items = json.loads(listing or "{}").get("nftables", [])
+    items = _items(listing)
     return any("chain" in item and item["chain"].get("table") == "filter"
                and item["chain"].get("name") in ("ufw-before-forward", "ufw6-before-forward") for item in items)
 
 
-def neighbours(listing: str, nftables_service: tuple[bool, bool, bool], firewalld: tuple[bool, bool],
+def neighbours(listing: str | list, nftables_service: tuple[bool, bool, bool], firewalld: tuple[bool, bool],
                ufw_enabled: bool = False) -> dict:
     """The result's `neighbours`: nftables.service (installed, enabled, active), firewalld (active, enabled), ufw
     (enabled in ufw.conf, its chains loaded), Docker's DOCKER-USER (and where our chain beside it is), the dropping

@@ -101,6 +101,23 @@ def known_hosts_lines(host: str, port: int, facts: dict) -> list[str]:
     return lines
 
 
+def pinned_known_hosts(owner: str, hops: list[tuple[str, int]], hostvars, inventory: list) -> list[str]:
+    """known_hosts lines pinning every inventory host of HOPS ((host, port) an ssh client logs in to), from that
+    host's own facts, each line once; OWNER ("tunnel x", "session y") names the declaration in the error when an
+    inventory host has no host key facts."""
+    lines: list[str] = []
+    names = set(inventory)
+    for host, port in hops:
+        if host not in names:
+            continue
+        found = known_hosts_lines(host, port, hostvars[host])
+        if not found:
+            raise DeclarationError(owner, f"no SSH host key facts for {host}; gather them (setup: gather_subset "
+                                          "ssh_pub_keys) or give known_hosts")
+        lines += [line for line in found if line not in lines]
+    return lines
+
+
 def client_declaration(tunnels: list, name: str, defaults: dict | None = None, pinned: dict | None = None) -> dict:
     """The ssh_tunnel parameters of tunnel NAME of a client: its declaration over the client's DEFAULTS, without
     the keys only the server end reads, with the known_hosts of both and the host keys PINNED from facts."""

@@ -13,12 +13,13 @@ description:
   - Owns only its own table; never flushes the ruleset. Docker's, firewalld's and every other table stay as they are.
     A foreign chain that would drop the declared flows fails the task before any change (see O(foreign_drop)),
     never a green task with dead forwards.
-  - Idempotent against the kernel itself. The declared table is loaded in a throw-away network namespace and
-    compared with C(nft -j list table inet netreach), so a table changed behind Ansible's back is put right.
+  - Idempotent against the kernel itself. The declared table is loaded in a throw-away network namespace (this
+    kernel's own check of the rules) and its listing compared with C(nft list table inet netreach), so a table
+    changed behind Ansible's back is put right.
   - At size, the forwards of one scope (family, O(port_forwards[].in_interface), O(port_forwards[].source)) beyond
     four go through nft maps and a set, one lookup per packet whatever their number. The table's comment holds
-    digests of the rendered rules and of the kernel's listing of them, so a no-op rerun compares the live listing
-    and needs neither C(nft -c) nor the scratch namespace.
+    digests of the rendered rules and of the kernel's listing of them, so a no-op rerun lists the ruleset without set
+    elements (C(nft -t)) and our table once, and needs no scratch namespace.
   - Lockout protection. Before a change reaches the kernel, a transient systemd timer is armed that restores
     the previous table after O(rollback_timeout) seconds. The action plugin then opens a fresh connection to
     the host and confirms the change (disarms the timer). If it cannot reach the host, the host rolls back by
@@ -147,6 +148,14 @@ options:
         change over a fresh connection. C(0) applies without the confirm step.
     type: int
     default: 30
+  confirm:
+    description:
+      - Internal, set by the action plugin only (a task that sets it fails). Confirms the change with this token
+        over a fresh connection. The module stops the change's rollback timer unless the rollback has already
+        run, then makes the staged table the boot state (or removes our boot state) and clears the staged files,
+        all through the collection's change engine.
+    type: str
+    version_added: 0.3.0
   state:
     description: C(present) applies the declaration; C(absent) removes our table, boot state and sysctl.d file.
     type: str
@@ -233,12 +242,18 @@ from ansible_collections.netreach.tunnels.plugins.module_utils._nat import (
     nat_argument_spec,
     parse_nat,
 )
-from ansible_collections.netreach.tunnels.plugins.module_utils._nat_apply import plan_nat
+from ansible_collections.netreach.tunnels.plugins.module_utils._nat_confirm import plan_confirm
 
 
 def main() -> None:
     module = AnsibleModule(argument_spec=nat_argument_spec(), supports_check_mode=True)
     params = module.params
+    if params["confirm"] is not None:
+        plan = Plan(module)
+        plan_confirm(plan, params["confirm"])
+        module.exit_json(**plan.commit(confirmed=True))
+    # Imported here: the confirm run above, inside the rollback window, needs none of the model.
+    from ansible_collections.netreach.tunnels.plugins.module_utils._nat_apply import plan_nat
     try:
         check_rollback_timeout(params["rollback_timeout"])
         rules = parse_nat(params) if params["state"] == "present" else None

@@ -1,16 +1,16 @@
-"""The fake gateway of the nat_rules plan tests: a fake kernel answers nft, iptables, systemctl and unshare; the
-confirm script the plan stages runs for real in a shell, its paths moved into the fake root (tests/unit/fakehost.py
+"""The fake gateway of the nat_rules plan tests: a fake kernel answers nft, iptables, systemctl, systemd-run and
+unshare; the confirm run is nat_rules' own (`confirm: TOKEN`) against the same fake root (tests/unit/fakehost.py
 stands the temporary directory for '/')."""
 from __future__ import annotations
 
 import json
 import os
 import re
-import subprocess
 
 from ansible_collections.netreach.tunnels.plugins.module_utils._engine import Plan
 from ansible_collections.netreach.tunnels.plugins.module_utils._nat import parse_nat
 from ansible_collections.netreach.tunnels.plugins.module_utils._nat_apply import plan_nat
+from ansible_collections.netreach.tunnels.plugins.module_utils._nat_confirm import plan_confirm
 from fakehost import FakeModule, snapshot
 
 NFT = "/usr/sbin/nft"
@@ -57,7 +57,7 @@ class Kernel:
         return os.path.join(self.root, path.lstrip("/"))
 
     def run(self, args: list[str], data: str | None) -> tuple[int, str, str]:
-        if args[:4] == [NFT, "-j", "list", "ruleset"]:
+        if args[:5] == [NFT, "-j", "-t", "list", "ruleset"]:
             ours = json.loads(self.listing(self.table)[0])["nftables"][1:] if self.table else []
             ours += [{"chain": {"family": family, "table": "filter", "name": "NETREACH-NAT"}} for family in self.chains]
             return 0, json.dumps({"nftables": [{"metainfo": {}}] + self.foreign + ours}), ""
@@ -96,8 +96,7 @@ class Kernel:
             listing, text = self.listing(self.table)
             return 0, listing if args[1] == "-j" else text, ""
         if args[0].endswith("unshare"):
-            listing, text = self.listing(self.table_of(data))
-            return 0, f"{listing}\n@@\n{text}", ""
+            return 0, self.listing(self.table_of(data))[1], ""
         if args[:2] == [NFT, "-f"]:
             with open(self.real(args[2]), encoding="utf-8") as stream:
                 self.table = self.table_of(stream.read())
@@ -106,8 +105,16 @@ class Kernel:
             (self.enabled.discard if args[1] == "disable" else self.enabled.add)(args[2])
         if args[:2] == ["systemctl", "is-enabled"]:
             return (0 if args[-1] in self.enabled else 1), "", ""
-        if args[0] == "/bin/sh":
-            return self.confirm(args[1])
+        return self.timers(args)
+
+    def timers(self, args: list[str]) -> tuple[int, str, str]:
+        """systemd-run arms a timer (active until stopped); a rollback service is never found running."""
+        if args[0] == "systemd-run":
+            self.active.add(next(arg for arg in args if arg.startswith("--unit="))[len("--unit="):] + ".timer")
+        elif args[:2] == ["systemctl", "stop"]:
+            self.active = {unit for unit in self.active if not re.fullmatch(args[2].replace("*", ".*"), unit)}
+        elif args[:3] == ["systemctl", "is-active", "--quiet"]:
+            return (0 if args[3] in self.active else 3), "", ""
         return 0, "", ""
 
     def manager(self, args: list[str]) -> tuple[int, str, str]:
@@ -129,22 +136,6 @@ class Kernel:
                                               if line.startswith(f"-A {chain} ")]
         return 0, "", ""
 
-    def confirm(self, script: str) -> tuple[int, str, str]:
-        """Run the staged confirm script with its paths in the fake root; systemctl is a shell function here."""
-        with open(self.real(script), encoding="utf-8") as stream:
-            text = re.sub(r'(?<=[\s"])/(etc|run)/', f"{self.root}/\\1/", stream.read())
-        stub = ('systemctl() { case "$1" in is-active) case "$3" in *.timer) return 0;; esac; return 1;; '
-                'disable) echo "disable $3" >> "$SYSTEMCTL_LOG";; esac; return 0; }\n')
-        log = os.path.join(self.root, "systemctl.log")
-        done = subprocess.run(["/bin/sh", "-c", stub + text.split("\n", 1)[1]], capture_output=True, text=True,
-                              env=dict(os.environ, SYSTEMCTL_LOG=log), check=False)
-        if os.path.exists(log):
-            with open(log, encoding="utf-8") as stream:
-                for line in stream:
-                    self.enabled.discard(line.split()[1])
-            os.unlink(log)
-        return done.returncode, done.stdout, done.stderr
-
 
 class NatModule(FakeModule):
     def __init__(self, kernel: Kernel, **kwargs) -> None:
@@ -165,9 +156,14 @@ def run(kernel: Kernel, check: bool = False, state: str = "present", persist: bo
     return plan.commit(**plan_nat(plan, rules, persist, timeout)), module
 
 
-def confirm(kernel: Kernel, result: dict) -> None:
-    rc, out, err = kernel.confirm(result["pending_confirm"]["command"].split()[1])
-    assert (rc, out.strip()) == (0, "confirmed"), err
+def confirm(kernel: Kernel, result: dict, check: bool = False) -> tuple[dict, NatModule]:
+    """nat_rules' confirm run (as the action plugin starts it over a fresh connection) for RESULT's change."""
+    module = NatModule(kernel, check_mode=check)
+    plan = Plan(module)
+    plan_confirm(plan, result["pending_confirm"]["token"])
+    confirmed = plan.commit(confirmed=True)
+    assert confirmed["changed"] and confirmed["confirmed"]
+    return confirmed, module
 
 
 def files(root) -> dict:

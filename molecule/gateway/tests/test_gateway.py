@@ -239,7 +239,7 @@ def test_lockout_is_rolled_back_by_the_gateway_itself(ssh_lab):
     assert our_table() == confirmed_table, "the gateway does not run the previous table after the rollback"
     assert gw.check_output("sha256sum /etc/netreach/nat/netreach.nft") == boot, "the unconfirmed change was persisted"
     # The connection that works again can confirm a harmless change: rollback_timeout over SSH end to end.
-    result = run_module(declaration(rollback_timeout=15, hairpin=True), inventory=ssh_lab["inventory"], host=ssh_lab["host"])
+    result = run_module(declaration(hairpin=True), inventory=ssh_lab["inventory"], host=ssh_lab["host"])
     assert result["changed"] and result.get("confirmed"), result
     assert not run_module(declaration(hairpin=True), inventory=ssh_lab["inventory"], host=ssh_lab["host"])["changed"]
     assert run_module(declaration())["changed"]

@@ -224,9 +224,9 @@ def test_a_transaction_arms_applies_and_hands_the_confirmation_to_the_controller
     stage = target("/run/netreach/nat", "pending-abc.nft")
     plan.transaction(TransactionStep("nat change abc", True, "old\n", "new\n", stage=[],
                                      arm=["systemd-run", "--on-active=30s", "rollback"], apply=["nft", "-f", "x"],
-                                     confirm=["/bin/sh", "confirm-abc.sh"], pending={"token": "abc", "timeout": 30}))
+                                     pending={"token": "abc", "timeout": 30}))
     result = plan.commit()
-    assert result["pending_confirm"] == {"token": "abc", "timeout": 30, "command": "/bin/sh confirm-abc.sh"}
+    assert result["pending_confirm"] == {"token": "abc", "timeout": 30}
     assert module.commands == [["systemd-run", "--on-active=30s", "rollback"], ["nft", "-f", "x"]]
     assert stage  # staged files go through the same confined writer
 
@@ -234,8 +234,7 @@ def test_a_transaction_arms_applies_and_hands_the_confirmation_to_the_controller
 def test_a_failed_apply_disarms_and_fails(tmp_path):
     module = FakeModule(tmp_path, answers={("nft",): (1, "", "syntax")})
     plan = Plan(module)
-    plan.transaction(TransactionStep("t", True, arm=["arm"], disarm=["disarm"], apply=["nft", "-f", "x"],
-                                     confirm=["c"]))
+    plan.transaction(TransactionStep("t", True, arm=["arm"], disarm=["disarm"], apply=["nft", "-f", "x"]))
     with pytest.raises(Failed):
         plan.commit()
     assert module.commands[-1] == ["disarm"]
@@ -257,3 +256,52 @@ def test_a_directory_that_is_a_symlink_is_refused_as_one(tmp_path):
     with pytest.raises(Failed) as failure:
         plan.directory(target(ROOT, "netreach", "nat", field="persist"))
     assert failure.value.result["field"] == "persist" and "symbolic link" in failure.value.result["msg"]
+
+
+def test_an_unarmed_transaction_applies_then_clears_what_it_staged(tmp_path):
+    from ansible_collections.netreach.tunnels.plugins.module_utils._engine import FileStep
+    plan, module = plan_for(tmp_path)
+    staged = target("/run/netreach/nat", "pending-abc.nft")
+    plan.transaction(TransactionStep("t", True, stage=[FileStep("stage", tgt=staged, content="x\n", mode=0o600)],
+                                     apply=["nft", "-f", staged.path]))
+    result = plan.commit()
+    assert "pending_confirm" not in result and module.commands == [["nft", "-f", "/run/netreach/nat/pending-abc.nft"]]
+    assert os.listdir(tmp_path / "run/netreach/nat") == []
+
+
+def test_disarm_stops_the_timer_and_fails_when_the_rollback_left_its_record(tmp_path):
+    marker = target("/run/netreach/nat", "rolled-back-abc", field="rollback_timeout")
+    (tmp_path / "run/netreach/nat").mkdir(parents=True)
+
+    def stop(_args):  # the timer fires as it is stopped: its service leaves the record
+        (tmp_path / "run/netreach/nat/rolled-back-abc").write_text("")
+        return 0, "", ""
+    module = FakeModule(tmp_path, answers={("systemctl", "show"): (0, "active\n", ""), ("systemctl", "stop"): stop,
+                                           ("systemctl", "is-active"): (3, "", "")})
+    plan = Plan(module)
+    assert plan.disarm("t.timer", "t.service", marker)
+    with pytest.raises(Failed) as failure:
+        plan.commit()
+    assert failure.value.result["answer"] == "rolled-back" and failure.value.result["field"] == "rollback_timeout"
+    assert ["systemctl", "stop", "t.timer"] in module.commands
+
+
+@pytest.mark.parametrize(("state", "record", "answer"), [("inactive", False, "not-armed"), ("active", True, "rolled-back")])
+def test_disarm_refuses_at_plan_time_what_cannot_be_confirmed(tmp_path, state, record, answer):
+    (tmp_path / "run/netreach/nat").mkdir(parents=True)
+    if record:
+        (tmp_path / "run/netreach/nat/rolled-back-abc").write_text("")
+    module = FakeModule(tmp_path, answers={("systemctl", "show"): (0, f"{state}\n", "")})
+    with pytest.raises(Failed) as failure:
+        Plan(module).disarm("t.timer", "t.service", target("/run/netreach/nat", "rolled-back-abc"))
+    assert failure.value.result["answer"] == answer and not [c for c in module.commands if c[1] == "stop"]
+
+
+def test_remove_tree_counts_a_subdirectory_an_earlier_step_removes_as_gone(tmp_path):
+    (tmp_path / "run/netreach/nat").mkdir(parents=True)
+    (tmp_path / "run/netreach/nat/pending-abc.nft").write_text("x")
+    plan, _module = plan_for(tmp_path)
+    plan.remove_tree(target("/run/netreach", "nat"))
+    plan.remove_tree(target("/run", "netreach"))
+    plan.commit()
+    assert os.listdir(tmp_path / "run") == []

@@ -47,14 +47,13 @@ def test_the_transaction_stages_through_the_engine_and_arms_before_it_applies(ke
     pending = result["pending_confirm"]
     staged = sorted(os.listdir(tmp_path / "run/netreach/nat"))
     token = pending["token"]
-    assert staged == sorted(f"{kind}-{token}{suffix}" for kind, suffix in
-                            (("boot", ".nft"), ("confirm", ".sh"), ("pending", ".nft"), ("rollback", ".nft")))
+    assert staged == sorted(f"{kind}-{token}.nft" for kind in ("boot", "pending", "rollback"))
     assert os.stat(tmp_path / "run/netreach/nat").st_mode & 0o777 == 0o700
-    assert os.stat(tmp_path / f"run/netreach/nat/confirm-{token}.sh").st_mode & 0o777 == 0o700
+    assert os.stat(tmp_path / f"run/netreach/nat/rollback-{token}.nft").st_mode & 0o777 == 0o600
     arm = next(c for c in module.commands if c[0] == "systemd-run")
     assert "--on-active=30s" in arm and arm[-1] == (f"{NFT} -f /run/netreach/nat/rollback-{token}.nft && "
                                                     f"touch /run/netreach/nat/rolled-back-{token}")
-    assert pending["command"] == f"/bin/sh /run/netreach/nat/confirm-{token}.sh"
+    assert set(pending) == {"token", "timeout", "timer", "marker"}  # no shell command: the module confirms
     assert pending["timer"] == f"netreach-nat-rollback-{token}.timer" and pending["timeout"] == 30
 
 
