@@ -117,10 +117,12 @@ def applied() -> bool:
 
 
 def applying() -> bool:
-    """The module has returned and the host's delayed apply of the change under way runs or ran (an earlier
-    change's directory is rolled back): the controller now waits to confirm, and cannot before the apply is done."""
-    running = device().run("systemctl list-units --no-legend --plain 'netreach-apply-tunnel-mgmt-*.service'").stdout
-    return bool(running.strip()) or applied()
+    """The host holds the armed change with its delayed apply (the module's last step, seconds before the apply
+    runs), or the apply ran: the controller now waits to confirm, and cannot before the apply is done. Seen from
+    the transient units themselves (--all: the apply's service is loaded while its timer waits), so a loaded
+    machine's slow polling still sees it before the controller could confirm."""
+    units = device().run("systemctl list-units --all --no-legend --plain 'netreach-apply-tunnel-mgmt-*'").stdout
+    return bool(units.strip()) or applied()
 
 
 def on_device(text: str, timeout: float = 300) -> float | None:

@@ -120,7 +120,7 @@ def test_plots_draws_every_benchmark_from_the_saved_results(tmp_path, monkeypatc
     saved = {path.stem for path in (BENCH / "results").glob("*.json")}
     expected = {"tunnel_recovery": {"recovery.svg", "dead-link.svg"}, "nat": {"nat.svg"},
                 "fleet": {"fleet-ssh.svg", "fleet-docker.svg", "fleet-ratio.svg", "fleet-converge-ssh.svg",
-                  "fleet-converge-docker.svg"}, "tunnel_throughput": {"throughput.svg"}}
+                          "fleet-converge-docker.svg"}, "tunnel_throughput": {"throughput.svg"}}
     assert drawn == set().union(*(expected[name] for name in saved))
     for path in tmp_path.iterdir():
         assert_self_contained(path.read_text())

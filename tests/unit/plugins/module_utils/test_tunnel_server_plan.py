@@ -161,6 +161,7 @@ def test_the_host_keys_come_back_as_the_facts_setup_gathers(tmp_path):
     assert set(run(tmp_path)[0]["ansible_facts"]) == {"ansible_ssh_host_key_ed25519_public",
                                                       "ansible_ssh_host_key_ed25519_public_keytype"}
 
+
 def test_ports_become_port_lines_before_any_match_checked_by_sshd_then_reloaded(tmp_path):
     host(tmp_path)
     run(tmp_path)
