@@ -404,17 +404,29 @@ def status_report_shows_causes(tunnels: dict, report) -> None:
     completed = subprocess.run(
         ["ansible-playbook", "netreach.tunnels.status", "-i", os.environ["MOLECULE_INVENTORY_FILE"],
          "-e", f"status_report={report}", "-e", "status_hosts=tunnel_clients"],
-        capture_output=True, text=True, timeout=600, check=False)
+        capture_output=True, text=True, timeout=600, check=False,
+        # The table's lines as the play printed them, from the json callback: a human callback folds long lines.
+        env=dict(os.environ, ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json", ANSIBLE_LOAD_CALLBACK_PLUGINS="1"))
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
-    print("\n".join(line.strip() for line in completed.stdout.splitlines() if "tunnel_security-" in line and "  " in line))
+    lines = [line for text in strings(json.loads(completed.stdout)) for line in text.splitlines()]
+    print("\n".join(line.strip() for line in lines if "tunnel_security-" in line and "  " in line))
     page = html.unescape(report.read_text())
     for client, declared in tunnels.items():
         for name, (_declaration, cause, _line) in declared.items():
-            row = [line for line in completed.stdout.splitlines() if labtest.container(client) in line and f" {name} " in line]
-            # The callback may colour and quote the table's lines: the row names the cause, as its last column.
+            row = [line for line in lines if labtest.container(client) in line and f" {name} " in line]
+            # The row names the cause, as its last column.
             assert row and "DOWN" in row[0] and cause.replace("_", " ") in row[0].split(name, 1)[1], (name, row)
             assert f"<title>{name} (down: {cause.replace('_', ' ')})</title>" in page, name
             assert got_line_in_page(page, name), name
+
+
+def strings(value) -> list[str]:
+    """Every string of a json callback's output, however deep."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        value = list(value.values())
+    return [text for item in value for text in strings(item)] if isinstance(value, list) else []
 
 
 def got_line_in_page(page: str, name: str) -> bool:
