@@ -408,7 +408,9 @@ def status_report_shows_causes(tunnels: dict, report) -> None:
         # The table's lines as the play printed them, from the json callback: a human callback folds long lines.
         env=dict(os.environ, ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json", ANSIBLE_LOAD_CALLBACK_PLUGINS="1"))
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
-    lines = [line for text in strings(json.loads(completed.stdout)) for line in text.splitlines()]
+    # The json callback's document, after whatever ansible printed before it (warnings).
+    document = json.JSONDecoder().raw_decode(completed.stdout[completed.stdout.index("{"):])[0]
+    lines = [line for text in strings(document) for line in text.splitlines()]
     print("\n".join(line.strip() for line in lines if "tunnel_security-" in line and "  " in line))
     page = html.unescape(report.read_text())
     for client, declared in tunnels.items():
