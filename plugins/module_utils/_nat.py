@@ -328,19 +328,23 @@ def render_table(rules: NatRules) -> str:
     """Our table as nft input with one rule per forward (no maps, no comment). The module applies
     _nat_maps.render_table; this linear rendering is the reference it must equal for scopes of up to four
     forwards (tests/unit/plugins/module_utils/test_nat_maps.py) and what the model's own tests read."""
-    chains = render_rules(rules)
+    return assemble_table(rules, render_rules(rules))
+
+
+def assemble_table(rules: NatRules, chains: dict[str, list[str]], preamble: list[str] | tuple = ()) -> str:
+    """The table text around CHAINS (rules per base chain): PREAMBLE (a comment, map and set definitions), then
+    the three base chains with their hooks and the forward policy."""
     heads = {
         "prerouting": "type nat hook prerouting priority dstnat; policy accept;",
         "postrouting": "type nat hook postrouting priority srcnat; policy accept;",
         "forward": f"type filter hook forward priority filter; policy {rules.forward_policy};",
     }
-    if rules.forward_policy == "drop":
-        chains["forward"].insert(0, "ct state established,related accept")
-    lines = [f"table {TABLE_SPEC} {{"]
+    established = ["ct state established,related accept"] if rules.forward_policy == "drop" else []
+    lines = [f"table {TABLE_SPEC} {{", *preamble]
     for name, head in heads.items():
         lines.append(f"\tchain {name} {{")
         lines.append(f"\t\t{head}")
-        lines.extend(f"\t\t{rule}" for rule in chains[name])
+        lines.extend(f"\t\t{rule}" for rule in (established if name == "forward" else []) + chains[name])
         lines.append("\t}")
     lines.append("}")
     return "\n".join(lines) + "\n"

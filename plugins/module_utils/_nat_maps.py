@@ -15,13 +15,13 @@ from __future__ import annotations
 import dataclasses
 
 from ansible_collections.netreach.tunnels.plugins.module_utils._nat import (
-    TABLE_SPEC,
     NatRules,
     PortForward,
     _hairpin_sources,
     _iif,
     _match,
     _overlap,
+    assemble_table,
     render_rules,
 )
 
@@ -93,21 +93,6 @@ def render_table(rules: NatRules, comment: str | None = None) -> str:
     digests the no-op check compares) on the table."""
     rest, definitions, mapped = render_mapped(rules)
     chains = render_rules(rest)
-    heads = {
-        "prerouting": "type nat hook prerouting priority dstnat; policy accept;",
-        "postrouting": "type nat hook postrouting priority srcnat; policy accept;",
-        "forward": f"type filter hook forward priority filter; policy {rules.forward_policy};",
-    }
-    if rules.forward_policy == "drop":
-        chains["forward"].insert(0, "ct state established,related accept")
-    lines = [f"table {TABLE_SPEC} {{"]
-    if comment:
-        lines.append(f'\tcomment "{comment}"')
-    lines.extend(definitions)
-    for name, head in heads.items():
-        lines.append(f"\tchain {name} {{")
-        lines.append(f"\t\t{head}")
-        lines.extend(f"\t\t{rule}" for rule in chains[name] + mapped[name])
-        lines.append("\t}")
-    lines.append("}")
-    return "\n".join(lines) + "\n"
+    preamble = [f'\tcomment "{comment}"'] if comment else []
+    return assemble_table(rules, {name: linear + mapped[name] for name, linear in chains.items()},
+                          preamble + list(definitions))
