@@ -7,6 +7,7 @@
 Forwards are grouped by scope (family, in_interface, source). A scope of more than RULES_UP_TO forwards gets, instead
 of one DNAT and one accept rule per forward: a map `proto . port -> address . port` (and `proto . port -> address`
 for ranges that keep their ports), a set `address . proto . port` of the targets, and one rule per map and set.
+Single ports go into hash maps and sets; only port ranges into the interval kind.
 Smaller scopes keep one rule per forward, which `nft list` shows as they were declared. Pure functions.
 """
 
@@ -41,22 +42,42 @@ def _element_key(forward: PortForward) -> str:
     return f"{forward.proto} . {forward.ports}"
 
 
-def _sets(name: str, family: str, forwards: list[PortForward]) -> tuple[list[str], list[str]]:
-    """The map and set definitions of one scope, and the names of its DNAT maps that are not empty."""
+def _definition(kind: str, name: str, key: str, value: str | None, elements: list[str], interval: bool) -> str:
+    typed = f"{key} : {value}" if value else key
+    flags = "\t\tflags interval\n" if interval else ""
+    return (f"\t{kind} {name} {{\n\t\ttype {typed}\n{flags}"
+            f"\t\telements = {{ {', '.join(elements)} }}\n\t}}")
+
+
+def _sets(name: str, family: str, forwards: list[PortForward]) -> tuple[list[str], list[str], list[str]]:
+    """The map and set definitions of one scope, the names of its DNAT maps and those of its target sets (the
+    empty ones left out).
+
+    Single ports go into hash maps and sets (one hash lookup whatever their number); only port ranges need the
+    interval kind, whose lookup in a concatenation costs more the more elements it holds."""
     addr = ADDR_TYPE[family]
-    ports = [f"{_element_key(f)} : {f.to_addr} . {f.to_port if f.to_port else f.port_first}" for f in forwards
-             if f.to_port is not None or f.port_first == f.port_last]
-    keep = [f"{_element_key(f)} : {f.to_addr}" for f in forwards if f.to_port is None and f.port_first != f.port_last]
-    targets = [f"{f.to_addr} . {f.proto} . {f.target_ports.replace(':', '-')}" for f in forwards]
-    lines, maps = [], []
-    for suffix, kind, elements in (("ports", f"{addr} . inet_service", ports), ("addrs", addr, keep)):
+    single = [f for f in forwards if f.port_first == f.port_last]
+    ranges = [f for f in forwards if f.port_first != f.port_last]
+    maps = (  # (suffix, value type, elements, interval)
+        ("ports", f"{addr} . inet_service", [f"{_element_key(f)} : {f.to_addr} . {f.target_ports}" for f in single], False),
+        ("addrs", addr, [f"{_element_key(f)} : {f.to_addr}" for f in ranges], True),  # a range keeps its ports
+    )
+    targets = (
+        ("targets", single, False),
+        ("target_ranges", ranges, True),
+    )
+    lines, map_names, set_names = [], [], []
+    for suffix, value, elements, interval in maps:
         if elements:
-            lines.append(f"\tmap {name}_{suffix} {{\n\t\ttype inet_proto . inet_service : {kind}\n\t\tflags interval\n"
-                         f"\t\telements = {{ {', '.join(elements)} }}\n\t}}")
-            maps.append(f"{name}_{suffix}")
-    lines.append(f"\tset {name}_targets {{\n\t\ttype {addr} . inet_proto . inet_service\n\t\tflags interval\n"
-                 f"\t\telements = {{ {', '.join(dict.fromkeys(targets))} }}\n\t}}")
-    return lines, maps
+            lines.append(_definition("map", f"{name}_{suffix}", "inet_proto . inet_service", value, elements, interval))
+            map_names.append(f"{name}_{suffix}")
+    for suffix, members, interval in targets:
+        elements = list(dict.fromkeys(f"{f.to_addr} . {f.proto} . {f.target_ports}" for f in members))
+        if elements:
+            lines.append(_definition("set", f"{name}_{suffix}", f"{addr} . inet_proto . inet_service", None, elements,
+                                     interval))
+            set_names.append(f"{name}_{suffix}")
+    return lines, map_names, set_names
 
 
 def _dnat(family: str, in_interface: str | None, source, map_name: str) -> str:
@@ -73,18 +94,19 @@ def render_mapped(rules: NatRules) -> tuple[NatRules, list[str], dict[str, list[
             small.extend(forwards)
             continue
         name = f"fwd{index}"
-        lines, maps = _sets(name, family, forwards)
+        lines, maps, sets = _sets(name, family, forwards)
         definitions.extend(lines)
         chains["prerouting"] += [_dnat(family, in_interface, source, map_name) for map_name in maps]
-        targets = f"{family} daddr . meta l4proto . th dport @{name}_targets ct status dnat"
-        if rules.hairpin:
-            for hairpin in _hairpin_sources(rules, family):
-                if in_interface and _overlap(hairpin, source):
-                    chains["prerouting"] += [_dnat(family, None, hairpin, map_name) for map_name in maps]
-                chains["postrouting"].append(f"{_match(family, 'saddr', hairpin)}meta l4proto {{ tcp, udp }} {targets} masquerade")
-                chains["forward"].append(f"{_match(family, 'saddr', hairpin)}meta l4proto {{ tcp, udp }} {targets} accept")
-        chains["forward"].append(f"{_iif(in_interface)}{_match(family, 'saddr', source)}meta l4proto {{ tcp, udp }} "
-                                 f"{targets} accept")
+        for set_name in sets:
+            targets = f"{family} daddr . meta l4proto . th dport @{set_name} ct status dnat"
+            if rules.hairpin:
+                for hairpin in _hairpin_sources(rules, family):
+                    if in_interface and _overlap(hairpin, source) and set_name == sets[0]:
+                        chains["prerouting"] += [_dnat(family, None, hairpin, map_name) for map_name in maps]
+                    chains["postrouting"].append(f"{_match(family, 'saddr', hairpin)}meta l4proto {{ tcp, udp }} {targets} masquerade")
+                    chains["forward"].append(f"{_match(family, 'saddr', hairpin)}meta l4proto {{ tcp, udp }} {targets} accept")
+            chains["forward"].append(f"{_iif(in_interface)}{_match(family, 'saddr', source)}meta l4proto {{ tcp, udp }} "
+                                     f"{targets} accept")
     return dataclasses.replace(rules, port_forwards=tuple(small)), definitions, chains
 
 

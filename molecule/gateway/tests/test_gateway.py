@@ -40,6 +40,35 @@ def test_ipv6_forward_reaches_the_inside_web_page():
     assert f"{INSIDE_PAGE}; you are {addr('outside', 'outside', 6)}" in page, page
 
 
+def test_forwards_at_size_go_through_hash_maps_and_interval_maps_and_carry_traffic():
+    # Beyond four forwards a scope is looked up in maps and sets: single ports in hash ones, port ranges in interval
+    # ones. Fillers to TEST-NET addresses put each of the three declared forwards' scopes past that threshold.
+    base = declaration()
+    v4, v6, ports = base["port_forwards"]
+    fillers = [{"proto": "tcp", "port": 9100 + i, "to": f"192.0.2.{i + 1}:80", "in_interface": outside_if()} for i in range(30)]
+    fillers += [{"proto": "tcp", "port": 9200 + i, "to": f"[2001:db8::{i + 1}]:80", "in_interface": outside_if()} for i in range(5)]
+    fillers += [{"proto": "udp", "port": f"{6000 + 10 * i}-{6002 + 10 * i}", "to": "192.0.2.9"} for i in range(5)]
+    try:
+        applied = run_module({**base, "port_forwards": [v4, v6, ports] + fillers})
+        assert applied["changed"] and applied.get("confirmed"), applied
+        table = our_table()
+        definitions = dict(re.findall(r"\n\t(?:map|set) (\w+) \{\n\t\ttype [^\n]*\n(\t\tflags interval\n)?", table))
+        assert {name for name, interval in definitions.items() if interval} == {"fwd2_addrs", "fwd2_target_ranges"}, table
+        assert {"fwd0_ports", "fwd0_targets", "fwd1_ports", "fwd1_targets"} <= set(definitions), table
+        assert "dnat ip to 192.0.2" not in table and "dnat ip to meta l4proto . th dport map @fwd0_ports" in table
+        page = fetch("outside", f"http://{addr('gw', 'outside')}:8080/")
+        assert f"{INSIDE_PAGE}; you are {addr('outside', 'outside')}" in page, page
+        page = fetch("outside", f"http://[{addr('gw', 'outside', 6)}]:8080/")
+        assert f"{INSIDE_PAGE}; you are {addr('outside', 'outside', 6)}" in page, page
+        answer = udp("outside", addr("gw", "outside"), 5002)
+        assert f"netreach gateway-inside udp on port 5002; you are {addr('outside', 'outside')}" in answer, answer
+        again = run_module({**base, "port_forwards": [v4, v6, ports] + fillers})
+        assert not again["changed"], again
+    finally:
+        assert run_module(base)["changed"]
+    assert "map fwd" not in our_table()
+
+
 @pytest.mark.parametrize("version", [4, 6])
 def test_masquerade_shows_the_gateways_address_to_the_outside(version):
     target = addr("outside", "outside", version)

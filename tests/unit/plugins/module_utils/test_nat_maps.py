@@ -38,6 +38,29 @@ def test_ranges_ipv6_scopes_and_hairpin_through_maps():
            "ct status dnat masquerade" in text
 
 
+def _definition(text: str, name: str) -> str:
+    start = text.index(f" {name} {{")
+    return text[start:text.index("}", text.index("elements", start))]
+
+
+def test_single_ports_use_hash_lookups_and_only_ranges_the_interval_kind():
+    # An interval lookup in a concatenation (nft's pipapo) costs more the more elements it holds; a hash does not.
+    assert "flags interval" not in render_table(parse_nat({**DECLARED, "port_forwards": many(1000)}))
+    forwards = many(5) + [{"proto": "udp", "port": f"{6000 + 10 * i}-{6005 + 10 * i}", "to": "192.0.2.9"} for i in range(3)]
+    text = render_table(parse_nat({**DECLARED, "port_forwards": forwards}))
+    for name in ("fwd0_ports", "fwd0_targets"):
+        assert "flags interval" not in _definition(text, name)
+    for name in ("fwd0_addrs", "fwd0_target_ranges"):
+        assert "flags interval" in _definition(text, name)
+    assert "udp . 6000-6005 : 192.0.2.9" in _definition(text, "fwd0_addrs")
+    assert "192.0.2.5 . tcp . 81" not in text and "192.0.2.5 . tcp . 80" in _definition(text, "fwd0_targets")
+    assert "192.0.2.9 . udp . 6010-6015" in _definition(text, "fwd0_target_ranges")
+    for name in ("fwd0_ports", "fwd0_addrs"):
+        assert text.count(f"dport map @{name}\n") == 1
+    for name in ("fwd0_targets", "fwd0_target_ranges"):
+        assert text.count(f"@{name} ct status dnat accept") == 1
+
+
 def test_a_noop_rerun_compares_the_kernels_listing_without_the_scratch_namespace(tmp_path):
     kernel = Kernel(str(tmp_path))
     declared = {"port_forwards": many(50)}
