@@ -60,8 +60,8 @@ def test_forwards_at_size_go_through_hash_maps_and_interval_maps_and_carry_traff
         assert f"{INSIDE_PAGE}; you are {addr('outside', 'outside')}" in page, page
         page = fetch("outside", f"http://[{addr('gw', 'outside', 6)}]:8080/")
         assert f"{INSIDE_PAGE}; you are {addr('outside', 'outside', 6)}" in page, page
-        answer = udp("outside", addr("gw", "outside"), 5002)
-        assert f"netreach gateway-inside udp on port 5002; you are {addr('outside', 'outside')}" in answer, answer
+        answer = udp("outside", addr("gw", "outside"), 5001)
+        assert f"netreach gateway-inside udp on port 5001; you are {addr('outside', 'outside')}" in answer, answer
         again = run_module({**base, "port_forwards": [v4, v6, ports] + fillers})
         assert not again["changed"], again
     finally:
