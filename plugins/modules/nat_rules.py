@@ -17,7 +17,8 @@ description:
     kernel's own check of the rules) and its listing compared with C(nft list table inet netreach), so a table
     changed behind Ansible's back is put right.
   - At size, the forwards of one scope (family, O(port_forwards[].in_interface), O(port_forwards[].source)) beyond
-    four go through nft maps and a set, one lookup per packet whatever their number. The table's comment holds
+    four go through nft maps and sets, single ports through hash ones (one lookup per packet whatever their number),
+    port ranges through interval ones. The table's comment holds
     digests of the rendered rules and of the kernel's listing of them, so a no-op rerun lists the ruleset without set
     elements (C(nft -t)) and our table once, and needs no scratch namespace.
   - Lockout protection. Before a change reaches the kernel, a transient systemd timer is armed that restores
