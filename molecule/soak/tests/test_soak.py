@@ -46,7 +46,7 @@ RESTARTED = ["news", "web", "jump", "rev", "socks"]
 TUNNELS = RESTARTED + ["watch"]
 # The backoff of the tunnels (molecule.yml): restart_delay, restart_max_delay.
 BACKOFF = {name: (1, 10 if name == "watch" else 2) for name in TUNNELS}
-# The unit's RestartSec: the least time between two starts besides the helper's wait.
+# The unit's RestartSec (_tunnel_render.RESTART_SEC): the least time between two starts besides the starter's wait.
 RESTART_SEC = 0.1
 TUNNEL_SESSIONS = "'^sshd(-session)?: tunnel'"
 GW_PORTS = (8081, 8082, 8083)
@@ -128,7 +128,8 @@ def most_restarts(seconds: float, delay: int, max_delay: int) -> int:
     """The most restarts (systemd's NRestarts) the backoff allows in SECONDS after a session ended, if every
     attempt failed at once and the helper never added its jitter. systemd counts a restart RESTART_SEC after the
     unit stopped, then the helper waits before ssh starts: nothing the first time, then DELAY doubling up to
-    MAX_DELAY (tunnel-backoff in plugins/module_utils/_tunnel_helpers.py)."""
+    MAX_DELAY (tunnel-start in plugins/module_utils/_tunnel_start.py: a start that fails in the starter itself, a
+    refused connection, counts as one of these quick failures)."""
     failures, clock, restarts = 1, 0.0, 0
     while True:
         clock += RESTART_SEC
