@@ -207,18 +207,21 @@ def parse_args(argv: list[str]) -> tuple[dict, list[str]]:
     split = argv.index("--")
     words, command = argv[:split], argv[split + 1:]
     options = {"delay": 1.0, "max_delay": 30.0, "gate": 15.0, "connect_timeout": 10.0, "family": "any",
-               "tcp_keepalive": "yes", "connect": None}
+               "tcp_keepalive": "yes", "host": None, "port": 0}
     index = 0
     while index < len(words):
         word = words[index]
-        if word == "--connect" and index + 3 <= len(words):
-            options["connect"] = (words[index + 1], int(words[index + 2]))
-            index += 3
-        elif word in OPTIONS and index + 1 < len(words):
-            options[word[2:].replace("-", "_")] = OPTIONS[word](words[index + 1])
-            index += 2
-        else:
-            raise SystemExit(f"tunnel-start: unknown or incomplete option {word}")
+        try:
+            if word == "--connect" and index + 3 <= len(words):
+                options["host"], options["port"] = words[index + 1], int(words[index + 2])
+                index += 3
+            elif word in OPTIONS and index + 1 < len(words):
+                options[word[2:].replace("-", "_")] = OPTIONS[word](words[index + 1])
+                index += 2
+            else:
+                raise SystemExit(f"tunnel-start: unknown or incomplete option {word}")
+        except ValueError:
+            raise SystemExit(f"tunnel-start: {word} takes a number") from None
     if not command or options["family"] not in FAMILIES:
         raise SystemExit("tunnel-start: usage: tunnel-start [OPTIONS] -- COMMAND...")
     return options, command
@@ -233,8 +236,8 @@ def main(argv: list[str]) -> int:
     if wait:
         time.sleep(wait + jitter())
     try:
-        if options["connect"]:
-            host, port = options["connect"]
+        if options["host"]:
+            host, port = options["host"], options["port"]
             began = time.monotonic()
             sock, attempts = connect(host, port, options["connect_timeout"], FAMILIES[options["family"]])
             if attempts > 1:

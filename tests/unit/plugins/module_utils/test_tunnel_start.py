@@ -195,7 +195,8 @@ def test_a_command_that_cannot_run_is_one_line(tmp_path):
 
 
 @pytest.mark.parametrize("args", [[], ["--", ], ["--bogus", "1", "--", "x"], ["--connect", "h", "--", "x"],
-                                  ["--family", "ipx", "--", "x"]])
+                                  ["--family", "ipx", "--", "x"], ["--delay", "soon", "--", "x"],
+                                  ["--connect", "h", "22x", "--", "x"]])
 def test_bad_arguments_are_one_line(tmp_path, args):
     done = run_program(args, tmp_path)
     assert done.returncode != 0 and done.stderr.startswith("tunnel-start: ") and "Traceback" not in done.stderr
