@@ -117,9 +117,10 @@ def journal(unit: str, since: float) -> list[tuple[float, str]]:
 def handed_over(name: str) -> float | None:
     """Epoch seconds the netreach tunnel NAME's starter last handed over to ssh (its state file)."""
     text = sh(CLIENT, f"cat /run/netreach-tunnel/{name}/state 2>/dev/null || true", check=False)
+    state = dict(word.split("=", 1) for word in text.split() if "=" in word)
     try:
-        return float(json.loads(text)["since"])
-    except (ValueError, KeyError, TypeError):
+        return float(state["since"])
+    except (ValueError, KeyError):
         return None
 
 

@@ -12,7 +12,6 @@ the tunnels' own listening sockets on this host.
 from __future__ import annotations
 
 import glob
-import json
 import os
 import re
 import socket
@@ -23,7 +22,7 @@ from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel import un
 from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_apply import tunnel_target, unit_names
 from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_causes import tunnel_diagnosis
 from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_render import parse_ssh_config
-from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_start import STATE_FILE
+from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_start import STATE_FILE, parse_state
 from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_server import (
     DROPIN_DIR,
     authorized_listens,
@@ -60,15 +59,14 @@ def settle_seconds(ssh_config: str | None) -> int:
 def session_since(state_text: str | None, invocation: str) -> tuple[bool, float | None]:
     """(whether the unit runs the starter, when its ssh took over in start INVOCATION) from the starter's state file:
     while the starter waits out its backoff or connects, the unit is active but no session is (None)."""
-    try:
-        state = json.loads(state_text) if state_text else None
-    except ValueError:
-        state = None
-    if not isinstance(state, dict):
+    state = parse_state(state_text or "")
+    if "failures" not in state:
         return False, None
-    if invocation and state.get("invocation") == invocation and isinstance(state.get("since"), (int, float)):
-        return True, float(state["since"])
-    return True, None
+    try:
+        since = float(state["since"]) if state.get("invocation") == invocation and invocation else None
+    except (KeyError, ValueError):
+        since = None
+    return True, since
 
 
 def listening_sockets(plan: Plan) -> set[tuple[str, int]]:

@@ -24,7 +24,6 @@ H: ...") so the tunnel's cause reads the same whoever connected.
 from __future__ import annotations
 
 import errno
-import json
 import os
 import selectors
 import socket
@@ -52,15 +51,28 @@ def say(line: str) -> None:
 # --- backoff --------------------------------------------------------------------------------------------------
 
 
+def parse_state(text: str) -> dict:
+    """The state file: KEY=VALUE words on one line (json would cost every start the import of re)."""
+    state = {}
+    for word in text.split():
+        key, sep, value = word.partition("=")
+        if sep:
+            state[key] = value
+    return state
+
+
+def format_state(state: dict) -> str:
+    return " ".join(f"{key}={value}" for key, value in state.items() if value is not None) + "\n"
+
+
 def read_state(directory: str | None) -> dict:
     if not directory:
         return {}
     try:
         with open(os.path.join(directory, STATE_FILE), encoding="utf-8") as handle:
-            state = json.load(handle)
+            return parse_state(handle.read())
     except (OSError, ValueError):
         return {}
-    return state if isinstance(state, dict) else {}
 
 
 def write_state(directory: str | None, state: dict) -> None:
@@ -70,7 +82,7 @@ def write_state(directory: str | None, state: dict) -> None:
     path = os.path.join(directory, STATE_FILE)
     try:
         with open(path + ".new", "w", encoding="utf-8") as handle:
-            json.dump(state, handle)
+            handle.write(format_state(state))
         os.replace(path + ".new", path)
     except OSError:
         pass
@@ -245,8 +257,8 @@ def main(argv: list[str]) -> int:
                 say(f"tunnel-start: {host} port {port} answered after {attempts} connects in "
                     f"{time.monotonic() - began:.2f} s")
             hand_over(sock, options["tcp_keepalive"] == "yes")
-        write_state(directory, {"failures": failures, "started": time.monotonic(), "since": time.time(),
-                                "invocation": os.environ.get("INVOCATION_ID", "")})
+        write_state(directory, {"failures": failures, "started": f"{time.monotonic():.3f}",
+                                "since": f"{time.time():.3f}", "invocation": os.environ.get("INVOCATION_ID") or None})
         os.execv(command[0], command)
     except Failure as exc:
         say(str(exc))

@@ -2,7 +2,6 @@
 prints on a failure is ssh's own line, which tunnel_info's cause reads."""
 from __future__ import annotations
 
-import json
 import socket
 import subprocess
 import sys
@@ -59,7 +58,7 @@ def test_a_session_that_outlived_the_gate_resets_the_backoff():
     assert run_attempts([0.2, 0.2, 0.2, 0.2, 20, 0.2]) == [0, 0, 1, 2, 4, 0]
 
 
-@pytest.mark.parametrize("state", [{"failures": "x"}, {"failures": 2, "started": "later"}, {"started": None}])
+@pytest.mark.parametrize("state", [{"failures": "x"}, {"failures": "2", "started": "later"}, {}])
 def test_a_state_it_cannot_read_starts_at_once(state):
     assert start.backoff(start.failures_before(state, 10.0, 15), 1, 30) == 0
 
@@ -168,19 +167,20 @@ def test_the_connected_socket_becomes_the_command_stdin_and_stdout(tmp_path):
         thread.join(10)
     assert done.returncode == 0, done.stderr
     assert answered["got"] == b"hello from the command" and done.stderr == "hello from the server"
-    state = json.loads((tmp_path / "state").read_text())
-    assert state["failures"] == 0 and state["invocation"] == "abc123"
-    assert session_since(json.dumps(state), "abc123") == (True, state["since"])
+    text = (tmp_path / "state").read_text()
+    state = start.parse_state(text)
+    assert state["failures"] == "0" and state["invocation"] == "abc123"
+    assert session_since(text, "abc123") == (True, float(state["since"]))
 
 
 def test_a_refused_start_prints_ssh_line_exits_255_and_counts_the_failure(tmp_path):
     port = closed_port()
-    (tmp_path / "state").write_text(json.dumps({"failures": 3}))
+    (tmp_path / "state").write_text("failures=3\n")
     done = run_program(["--delay", "0", "--max-delay", "0", "--connect", "127.0.0.1", str(port), "--",
                         "/bin/true"], tmp_path)
     assert done.returncode == 255
     assert done.stderr == f"ssh: connect to host 127.0.0.1 port {port}: Connection refused\n"
-    assert json.loads((tmp_path / "state").read_text()) == {"failures": 4}
+    assert (tmp_path / "state").read_text() == "failures=4\n"
 
 
 def test_without_connect_it_only_backs_off_then_runs_the_command(tmp_path):
@@ -207,10 +207,11 @@ def test_bad_arguments_are_one_line(tmp_path, args):
 
 @pytest.mark.parametrize(("text", "expected"), [
     (None, (False, None)),  # no starter (a unit of an earlier release): the unit's own timestamps
-    ("not json", (False, None)),
-    ('{"failures": 1}', (True, None)),  # this start has not handed over yet
-    ('{"failures": 0, "since": 1700000000.5, "invocation": "old"}', (True, None)),  # an earlier start's session
-    ('{"failures": 0, "since": 1700000000.5, "invocation": "now"}', (True, 1700000000.5)),
+    ("garbage", (False, None)),
+    ("failures=1\n", (True, None)),  # this start has not handed over yet
+    ("failures=0 started=12.5 since=1700000000.5 invocation=old\n", (True, None)),  # an earlier start's session
+    ("failures=0 started=12.5 since=1700000000.5 invocation=now\n", (True, 1700000000.5)),
+    ("failures=0 started=12.5 since=soon invocation=now\n", (True, None)),
 ])
 def test_session_since_reads_only_this_start_hand_over(text, expected):
     assert session_since(text, "now") == expected
