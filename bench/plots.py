@@ -45,7 +45,10 @@ def recovery() -> None:
     cut = data.get("cut_seconds", 30)
     faults = {"kill": "session killed", "sshd": "sshd restarted", "cut": f"{cut:.0f} s cut, after the heal",
               "blackhole": "black-holed: traffic again"}
-    faults = {fault: title for fault, title in faults.items() if fault in results}
+    # Figures saved before the black-hole fault measured traffic again hold only its detection, as "blackhole".
+    detection = results.get("detection") or results.get("blackhole")
+    faults = {fault: title for fault, title in faults.items()
+              if fault in results and (fault != "blackhole" or "detection" in results)}
     if not faults:
         return
     tools = list(results[next(iter(faults))])
@@ -56,8 +59,8 @@ def recovery() -> None:
         f"Tunnel recovery: seconds until traffic flows again (median of {trials})", list(faults.values()), series,
         "seconds", unit=" s", log=True, cap=RECOVERY_LIMIT, missing=f"> {RECOVERY_LIMIT:.0f} s",
         targets=tuple(goal for fault, goal in goals.items() if fault in faults)))
-    if "detection" in results:
-        dead = {tool: [median(results["detection"][tool])] for tool in tools}
+    if detection:
+        dead = {tool: [median(detection[tool])] for tool in tools}
         save("dead-link", bar_chart(
             f"Dead-link detection: seconds until the tunnel's ssh exits (median of {trials})",
             ["connections black-holed, never healed"], dead, "seconds", unit=" s", cap=RECOVERY_LIMIT,
