@@ -23,17 +23,19 @@ H: ...") so the tunnel's cause reads the same whoever connected.
 
 from __future__ import annotations
 
+# _socket and select.poll, not socket and selectors: they are what those wrap, and the wrappers' own imports (enum,
+# selectors, collections) cost every start about 15 ms of a loaded client's time, on the path of every reconnect.
+import _socket
 import errno
 import os
-import selectors
-import socket
+import select
 import sys
 import time
 
 INTERVAL = 0.25
 EXIT_FAILURE = 255  # ssh's own exit status for a connection that failed
 STATE_FILE = "state"
-FAMILIES = {"any": socket.AF_UNSPEC, "inet": socket.AF_INET, "inet6": socket.AF_INET6}
+FAMILIES = {"any": _socket.AF_UNSPEC, "inet": _socket.AF_INET, "inet6": _socket.AF_INET6}
 # The answers that end a start: the host is there and refuses the port. Silence, "no route" and "network
 # unreachable" are a path that may come back: keep trying.
 REFUSALS = {errno.ECONNREFUSED}
@@ -119,32 +121,32 @@ def jitter() -> float:
 
 def resolve(host: str, port: int, family: int) -> list[tuple[int, tuple]]:
     try:
-        found = socket.getaddrinfo(host, port, family, socket.SOCK_STREAM)
-    except socket.gaierror as exc:
+        found = _socket.getaddrinfo(host, port, family, _socket.SOCK_STREAM)
+    except _socket.gaierror as exc:
         raise Failure(f"ssh: Could not resolve hostname {host}: {exc.strerror}") from None
     except OSError as exc:  # EAI_SYSTEM: Python raises the errno
         raise Failure(f"ssh: Could not resolve hostname {host}: {exc.strerror or exc}") from None
     return [(info[0], info[4]) for info in found]
 
 
-def connect(host: str, port: int, timeout: float, family: int = socket.AF_UNSPEC, interval: float = INTERVAL,
-            clock=time.monotonic) -> tuple[socket.socket, int]:
+def connect(host: str, port: int, timeout: float, family: int = _socket.AF_UNSPEC, interval: float = INTERVAL,
+            clock=time.monotonic) -> tuple[_socket.socket, int]:
     """A connected socket to HOST PORT and the number of connects it took; Failure when every address refused.
 
     Every INTERVAL seconds a new non-blocking connect (the next address in turn); each pending one is given TIMEOUT
     seconds. After TIMEOUT seconds without a connection it prints ssh's line for the last error (timed out, no
     route, unreachable) once and goes on."""
     addresses = resolve(host, port, family)
-    selector = selectors.DefaultSelector()
-    pending: dict[socket.socket, float] = {}
+    poller = select.poll()
+    pending: dict[int, tuple[_socket.socket, float, int]] = {}  # fd -> (socket, opened at, address index)
     refused: dict[int, int] = {}  # address index -> errno of its refusal
     last_error, attempts, warned = errno.ETIMEDOUT, 0, False
     start = next_try = clock()
 
-    def drop(sock: socket.socket) -> None:
-        selector.unregister(sock)
-        del pending[sock]
-        sock.close()
+    def take(fd: int) -> tuple[_socket.socket, int]:
+        sock, _opened, index = pending.pop(fd)
+        poller.unregister(fd)
+        return sock, index
 
     try:
         while True:
@@ -155,7 +157,7 @@ def connect(host: str, port: int, timeout: float, family: int = socket.AF_UNSPEC
                 attempts += 1
                 next_try = now + interval
                 try:
-                    sock = socket.socket(sock_family, socket.SOCK_STREAM)
+                    sock = _socket.socket(sock_family, _socket.SOCK_STREAM)
                 except OSError as exc:
                     last_error = exc.errno or last_error
                     continue
@@ -164,43 +166,40 @@ def connect(host: str, port: int, timeout: float, family: int = socket.AF_UNSPEC
                 if code == 0:
                     return sock, attempts
                 if code in (errno.EINPROGRESS, errno.EAGAIN):
-                    pending[sock] = now
-                    selector.register(sock, selectors.EVENT_WRITE, index)
+                    pending[sock.fileno()] = (sock, now, index)
+                    poller.register(sock.fileno(), select.POLLOUT)
                 else:
                     sock.close()
                     last_error = code
                     if code in REFUSALS:
                         refused[index] = code
-            for sock, opened in list(pending.items()):
+            for fd, (_sock, opened, _index) in list(pending.items()):
                 if now - opened >= timeout:
-                    drop(sock)
+                    take(fd)[0].close()
             if len(refused) == len(addresses):
                 raise Failure(f"ssh: connect to host {host} port {port}: {os.strerror(last_error)}")
             if not warned and now - start >= timeout:
                 say(f"ssh: connect to host {host} port {port}: {os.strerror(last_error)}")
                 warned = True
-            for key, _events in selector.select(max(0.0, next_try - clock())):
-                sock, index = key.fileobj, key.data
-                code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            for fd, _event in poller.poll(int(max(0.0, next_try - clock()) * 1000) + 1):
+                sock, index = take(fd)
+                code = sock.getsockopt(_socket.SOL_SOCKET, _socket.SO_ERROR)
                 if code == 0:
-                    selector.unregister(sock)
-                    del pending[sock]
                     return sock, attempts
-                drop(sock)
+                sock.close()
                 last_error = code
                 if code in REFUSALS:
                     refused[index] = code
     finally:
-        for sock in list(pending):
-            drop(sock)
-        selector.close()
+        for fd in list(pending):
+            take(fd)[0].close()
 
 
-def hand_over(sock: socket.socket, keepalive: bool) -> None:
+def hand_over(sock: _socket.socket, keepalive: bool) -> None:
     """SOCK as stdin and stdout, blocking, with TCP keepalives as ssh's TCPKeepAlive sets them."""
     sock.setblocking(True)
     if keepalive:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_KEEPALIVE, 1)
     os.dup2(sock.fileno(), 0)
     os.dup2(sock.fileno(), 1)
     sock.close()

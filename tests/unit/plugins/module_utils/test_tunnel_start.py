@@ -69,8 +69,10 @@ def test_a_state_it_cannot_read_starts_at_once(state):
 def test_connects_at_once_to_a_listening_port():
     with socket.create_server(("127.0.0.1", 0)) as server:
         sock, attempts = start.connect("127.0.0.1", server.getsockname()[1], timeout=2)
-        with sock:
+        try:
             assert attempts == 1 and sock.getpeername() == server.getsockname()
+        finally:
+            sock.close()
 
 
 def test_a_refusal_ends_the_start_with_ssh_own_line():
@@ -91,7 +93,7 @@ def test_a_refusal_ends_the_start_with_ssh_own_line():
 def test_a_name_that_does_not_resolve_is_ssh_own_line_never_a_traceback(monkeypatch, error, text):
     def fail(*_args, **_kwargs):
         raise error
-    monkeypatch.setattr(start.socket, "getaddrinfo", fail)
+    monkeypatch.setattr(start._socket, "getaddrinfo", fail)
     with pytest.raises(start.Failure) as failure:
         start.connect("nosuch-host.invalid", 22, timeout=1)
     assert str(failure.value) == f"ssh: Could not resolve hostname nosuch-host.invalid: {text}"
