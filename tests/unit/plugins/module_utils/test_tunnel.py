@@ -114,7 +114,7 @@ def test_jump_chain_with_proxy_on_the_first_hop():
 
 def test_unit_never_gives_up_and_backs_off():
     unit = render_unit(tunnel(restart_delay=2, restart_max_delay=40, connect_timeout=7))
-    assert "Restart=always\n" in unit and "StartLimitIntervalSec=0\n" in unit and "RestartSec=100ms\n" in unit
+    assert "Restart=always\n" in unit and "StartLimitIntervalSec=0\n" in unit and "RestartSec=1ms\n" in unit
     # The starter waits out the backoff inside the start: no shell around it before or after.
     assert "ExecStart=/usr/bin/python3 -I -S /usr/local/lib/netreach/tunnel-start --delay 2 --max-delay 40 --gate 12 " in unit
     assert "ExecStartPre" not in unit and "ExecStopPost" not in unit
