@@ -85,13 +85,20 @@ class Lab:
             raise RuntimeError(result.get("msg"))
         return result
 
-    def tunnel_to_server(self, name: str, forwards: list[str]) -> str:
-        """A netreach tunnel from the client to the server's tunnel account; returns the server's known_hosts line."""
+    def put(self, container: str, path: str, text: str) -> None:
+        """TEXT written to PATH in CONTAINER."""
+        subprocess.run(["docker", "exec", "-i", container, "sh", "-c", f"cat > {path}"], input=text, text=True,
+                       check=True, capture_output=True)
+
+    def tunnel_to_server(self, name: str, forwards: list[str], **params) -> str:
+        """A netreach tunnel from the client to the server's tunnel account (PARAMS: more ssh_tunnel options);
+        returns the server's known_hosts line."""
         self.sh(self.server, "id tunnel >/dev/null 2>&1 || useradd -m -s /bin/sh tunnel; "
                              "install -d -m 700 -o tunnel /home/tunnel/.ssh; systemctl start ssh")
         known = f"{self.server} " + " ".join(self.sh(self.server, "cat /etc/ssh/ssh_host_ed25519_key.pub").split()[:2])
         result = self.module("netreach.tunnels.ssh_tunnel", {
-            "name": name, "server": self.server, "user": "tunnel", "known_hosts": [known], "local_forwards": forwards})
+            "name": name, "server": self.server, "user": "tunnel", "known_hosts": [known], "local_forwards": forwards,
+            **params})
         self.sh(self.server, f"grep -qF '{result['public_key']}' /home/tunnel/.ssh/authorized_keys 2>/dev/null || "
                              f"echo '{result['public_key']}' >> /home/tunnel/.ssh/authorized_keys; "
                              "chown tunnel /home/tunnel/.ssh/authorized_keys")

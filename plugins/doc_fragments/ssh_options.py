@@ -26,7 +26,7 @@ options:
         C(SecurityKeyProvider), C(IdentityAgent), C(Control*), C(Forward*), C(BatchMode) and the like); and the
         keywords a tunnel option already sets (C(ServerAliveInterval) is O(keepalive_interval), and so on).
       - Without C(Ciphers) here, a client whose CPU has AES instructions prefers AES-GCM
-        (C(aes256-gcm@openssh.com,aes128-gcm@openssh.com,chacha20-poly1305@openssh.com,aes128-ctr,aes192-ctr,aes256-ctr));
+        (C(aes128-gcm@openssh.com,aes256-gcm@openssh.com,chacha20-poly1305@openssh.com,aes128-ctr,aes192-ctr,aes256-ctr));
         any other client keeps ssh's default order, ChaCha20-Poly1305 first.
     type: dict
     default: {}

@@ -17,7 +17,7 @@ from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_server im
 )
 
 # What the client role passes ssh_tunnel when a declaration leaves it out (the module's defaults).
-TUNNEL_DEFAULTS = {"port": 22, "user": "tunnel", "run_as": "netreach-tunnel", "keepalive_interval": 5,
+TUNNEL_DEFAULTS = {"port": 22, "user": "tunnel", "run_as": "netreach-tunnel", "keepalive_interval": 2,
                    "keepalive_count_max": 3, "connect_timeout": 10, "restart_delay": 1, "restart_max_delay": 30}
 
 

@@ -2,42 +2,14 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 #
 # Private module_utils of netreach.tunnels: the small programs the tunnel units run on the target. Not a
-# public API. ssh_tunnel installs them under /usr/local/lib/netreach/: the proxy hop is a Python file of its own
-# (_tunnel_proxy_hop.py, like the servers' reaper _tunnel_reaper.py), the backoff a shell script.
-"""Helper programs installed on tunnel clients: the proxy hop and the restart backoff."""
+# public API. ssh_tunnel installs them under /usr/local/lib/netreach/, each a Python file of its own (like the
+# servers' reaper _tunnel_reaper.py): the proxy hop (_tunnel_proxy_hop.py) and the starter every tunnel unit runs,
+# which does the restart backoff and a direct tunnel's first connection (_tunnel_start.py).
+"""Helper programs installed on tunnel clients: the proxy hop and the tunnel starter."""
 
 from __future__ import annotations
 
-from ansible_collections.netreach.tunnels.plugins.module_utils import _tunnel_proxy_hop
-
-# Restart backoff: `start DELAY MAX` sleeps before a start that follows quick failures (DELAY, doubling up to MAX,
-# plus up to a second of jitter); `stop GATE` counts a failure unless the session lasted GATE seconds (longer than any
-# failed connection attempt can take), which resets it.
-TUNNEL_BACKOFF = r'''#!/bin/sh
-# netreach tunnel backoff; state lives in the unit's RuntimeDirectory (kept across restarts).
-set -eu
-state=${RUNTIME_DIRECTORY:?needs RuntimeDirectory}
-case "$1" in
-start)
-    delay=$2 max=$3
-    failures=$(cat "$state/failures" 2>/dev/null || echo 0)
-    wait=0
-    if [ "$failures" -gt 1 ]; then
-        wait=$delay n=2
-        while [ "$n" -lt "$failures" ] && [ "$wait" -lt "$max" ]; do wait=$((wait * 2)); n=$((n + 1)); done
-        [ "$wait" -gt "$max" ] && wait=$max
-        jitter=$(( $(od -An -N2 -tu2 /dev/urandom) % 1000 ))
-        sleep "$wait.$(printf '%03d' "$jitter")"
-    fi
-    date +%s >"$state/started"
-    ;;
-stop)
-    started=$(cat "$state/started" 2>/dev/null || echo 0)
-    failures=$(cat "$state/failures" 2>/dev/null || echo 0)
-    if [ $(( $(date +%s) - started )) -ge "$2" ]; then echo 1 >"$state/failures"; else echo $((failures + 1)) >"$state/failures"; fi
-    ;;
-esac
-'''
+from ansible_collections.netreach.tunnels.plugins.module_utils import _tunnel_proxy_hop, _tunnel_start
 
 
 def program_text(program) -> str:
@@ -47,4 +19,7 @@ def program_text(program) -> str:
 
 
 PROXY_CONNECT = program_text(_tunnel_proxy_hop)
-HELPERS = {"proxy-connect": PROXY_CONNECT, "tunnel-backoff": TUNNEL_BACKOFF}
+TUNNEL_START = program_text(_tunnel_start)
+# Earlier releases' units ran a shell backoff, tunnel-backoff: it stays where it is installed, for the units of
+# tunnels that no run has rewritten yet.
+HELPERS = {"proxy-connect": PROXY_CONNECT, "tunnel-start": TUNNEL_START}

@@ -22,6 +22,7 @@ from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel import un
 from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_apply import tunnel_target, unit_names
 from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_causes import tunnel_diagnosis
 from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_render import parse_ssh_config
+from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_start import STATE_FILE, parse_state
 from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_server import (
     DROPIN_DIR,
     authorized_listens,
@@ -29,6 +30,8 @@ from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_server im
 )
 
 AUTHORIZED_GLOB = "/home/*/.ssh/authorized_keys"
+# The units' RuntimeDirectory, where the starter (tunnel-start) notes when it handed a start over to ssh.
+RUNTIME_ROOT = "/run/netreach-tunnel"
 DROPIN_MARK = "# Managed by netreach.tunnels.tunnel_server"
 PROPERTIES = "--property=ActiveState,SubState,NRestarts,UnitFileState,ActiveEnterTimestamp,InvocationID"
 
@@ -48,9 +51,22 @@ def read_forwards(plan: Plan, name: str) -> tuple[str, list[str], list[dict]]:
 
 def settle_seconds(ssh_config: str | None) -> int:
     """How long a start must have lasted to count as a session: a connection attempt (the ConnectTimeout of the
-    tunnel's ssh_config) and 5 s, as the restart backoff counts it (_tunnel_render.render_unit)."""
+    tunnel's ssh_config) and 5 s, as the restart backoff counts it (_tunnel_render.session_gate)."""
     timeouts = re.findall(r"^\s*ConnectTimeout (\d+)", ssh_config or "", re.MULTILINE)
     return int(timeouts[-1] if timeouts else 10) + 5
+
+
+def session_since(state_text: str | None, invocation: str) -> tuple[bool, float | None]:
+    """(whether the unit runs the starter, when its ssh took over in start INVOCATION) from the starter's state file:
+    while the starter waits out its backoff or connects, the unit is active but no session is (None)."""
+    state = parse_state(state_text or "")
+    if "failures" not in state:
+        return False, None
+    try:
+        since = float(state["since"]) if state.get("invocation") == invocation and invocation else None
+    except (KeyError, ValueError):
+        since = None
+    return True, since
 
 
 def listening_sockets(plan: Plan) -> set[tuple[str, int]]:
@@ -184,6 +200,13 @@ def tunnel_state(plan: Plan, name: str, params: dict, sockets: set) -> dict:
     server, jumps, forwards = read_forwards(plan, name)
     state = props.get("ActiveState", "unknown")
     since = parse_unix_timestamp(props.get("ActiveEnterTimestamp", "")) if state == "active" else None
+    try:
+        state_text = plan.read_foreign(f"{RUNTIME_ROOT}/{name}/{STATE_FILE}")
+    except OSError:
+        state_text = None  # unreadable (not root): the unit's own timestamps only
+    starter, handed_over = session_since(state_text, props.get("InvocationID", ""))
+    if starter:
+        since = handed_over if state == "active" else None
     rc, journal, _err = plan.query(["journalctl", "--no-pager", "-o", "json", "-n", str(params["journal_lines"]),
                                     "-u", unit])
     healthy = probe_forwards(forwards, sockets, params["probe"], params["probe_timeout"]) and state == "active"

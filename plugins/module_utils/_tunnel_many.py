@@ -54,7 +54,7 @@ def tunnel_argument_spec() -> dict:
         jump_hosts=dict(type="list", elements="str", default=[]),
         proxy=proxy_argument_spec(PROXY_TYPES),
         engine=dict(type="str", choices=["ssh", "autossh"], default="ssh"),
-        keepalive_interval=dict(type="int", default=5),
+        keepalive_interval=dict(type="int", default=2),
         keepalive_count_max=dict(type="int", default=3),
         connect_timeout=dict(type="int", default=10),
         restart_delay=dict(type="int", default=1),

@@ -56,7 +56,7 @@ _CANONICAL = {keyword.lower(): keyword for keyword in (*ALLOWED, *OWN, *REFUSED)
 
 # Where the CPU has AES instructions, AES-GCM is the fastest cipher OpenSSH offers (bench/tunnel_throughput.py);
 # without them ChaCha20-Poly1305, ssh's own first choice, is: there ssh's default order stays.
-AES_CIPHERS = ("aes256-gcm@openssh.com,aes128-gcm@openssh.com,chacha20-poly1305@openssh.com,"
+AES_CIPHERS = ("aes128-gcm@openssh.com,aes256-gcm@openssh.com,chacha20-poly1305@openssh.com,"
                "aes128-ctr,aes192-ctr,aes256-ctr")
 
 

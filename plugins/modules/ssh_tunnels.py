@@ -100,7 +100,7 @@ options:
       keepalive_interval:
         description: ServerAliveInterval in seconds.
         type: int
-        default: 5
+        default: 2
       keepalive_count_max:
         description: ServerAliveCountMax.
         type: int

@@ -67,7 +67,11 @@ tunnels:
     state: {description: "systemd ActiveState (active, activating, failed, inactive)", type: str}
     sub_state: {description: systemd SubState., type: str}
     enabled: {description: Whether the unit is enabled., type: bool}
-    since: {description: Epoch seconds since the current process runs (null when not running)., type: float}
+    since:
+      description:
+        - Epoch seconds since the current session's ssh runs (null when not running, and while the unit's starter
+          waits out its backoff or connects).
+      type: float
     uptime_seconds: {description: Seconds the current connection has been up., type: int}
     restarts: {description: systemd's restart count (NRestarts)., type: int}
     cause:

@@ -46,8 +46,8 @@ RESTARTED = ["news", "web", "jump", "rev", "socks"]
 TUNNELS = RESTARTED + ["watch"]
 # The backoff of the tunnels (molecule.yml): restart_delay, restart_max_delay.
 BACKOFF = {name: (1, 10 if name == "watch" else 2) for name in TUNNELS}
-# The unit's RestartSec: the least time between two starts besides the helper's wait.
-RESTART_SEC = 0.1
+# The unit's RestartSec (_tunnel_render.RESTART_SEC): the least time between two starts besides the starter's wait.
+RESTART_SEC = 0.001
 TUNNEL_SESSIONS = "'^sshd(-session)?: tunnel'"
 GW_PORTS = (8081, 8082, 8083)
 
@@ -128,7 +128,8 @@ def most_restarts(seconds: float, delay: int, max_delay: int) -> int:
     """The most restarts (systemd's NRestarts) the backoff allows in SECONDS after a session ended, if every
     attempt failed at once and the helper never added its jitter. systemd counts a restart RESTART_SEC after the
     unit stopped, then the helper waits before ssh starts: nothing the first time, then DELAY doubling up to
-    MAX_DELAY (tunnel-backoff in plugins/module_utils/_tunnel_helpers.py)."""
+    MAX_DELAY (tunnel-start in plugins/module_utils/_tunnel_start.py: a start that fails in the starter itself, a
+    refused connection, counts as one of these quick failures)."""
     failures, clock, restarts = 1, 0.0, 0
     while True:
         clock += RESTART_SEC
@@ -140,11 +141,12 @@ def most_restarts(seconds: float, delay: int, max_delay: int) -> int:
 
 
 def test_the_backoff_bound_follows_the_helper():
-    # The bound the outage is held to, worked by hand: restarts counted at 0.1, 0.2, 1.3, 3.4, 5.5, 7.6 and 9.7 s
-    # for 1 s / 2 s; for 1 s / 30 s (the module's defaults) at 0.1, 0.2, 1.3, 3.4, 7.5, 15.6, 31.7, 61.8 s, then
-    # every 30.1 s.
+    # The bound the outage is held to, worked by hand: restarts counted at 0.001, 0.002, 1.003, 3.004, 5.005,
+    # 7.006 and 9.007 s for 1 s / 2 s; for 1 s / 30 s (the module's defaults) at 0.001, 0.002, 1.003, 3.004, 7.005,
+    # 15.006, 31.007, 61.008 s, then every 30.001 s.
     assert most_restarts(10, 1, 2) == 7
-    assert most_restarts(0.05, 1, 2) == 0
+    assert most_restarts(0.0005, 1, 2) == 0
+    assert most_restarts(0.05, 1, 2) == 2
     assert most_restarts(600, 1, 30) == 25
 
 

@@ -113,11 +113,39 @@ def test_jump_chain_with_proxy_on_the_first_hop():
 
 
 def test_unit_never_gives_up_and_backs_off():
-    unit = render_unit(tunnel(restart_delay=2, restart_max_delay=40))
-    assert "Restart=always\n" in unit and "StartLimitIntervalSec=0\n" in unit
-    assert "ExecStartPre=/bin/sh /usr/local/lib/netreach/tunnel-backoff start 2 40\n" in unit
+    unit = render_unit(tunnel(restart_delay=2, restart_max_delay=40, connect_timeout=7))
+    assert "Restart=always\n" in unit and "StartLimitIntervalSec=0\n" in unit and "RestartSec=1ms\n" in unit
+    # The starter waits out the backoff inside the start: no shell around it before or after.
+    assert "ExecStart=/usr/bin/python3 -I -S /usr/local/lib/netreach/tunnel-start --delay 2 --max-delay 40 --gate 12 " in unit
+    assert "ExecStartPre" not in unit and "ExecStopPost" not in unit
     assert "RestartSteps=" not in unit
     assert "CapabilityBoundingSet=\n" in unit
+
+
+def test_a_direct_tunnel_is_connected_by_the_starter_and_ssh_uses_that_socket():
+    command = ssh_command(tunnel(port=2200, connect_timeout=4))
+    split = command.index("--")
+    assert command[command.index("--connect"):split] == ["--connect", "newshost.example.org", "2200",
+                                                         "--connect-timeout", "4", "--family", "any",
+                                                         "--tcp-keepalive", "yes"]
+    assert command[split + 1:] == ["/usr/bin/ssh", "-F", "/etc/netreach/tunnels/news/ssh_config", "-N",
+                                   "-o", "ProxyCommand=-", "netreach-news"]
+    # The tunnel's own ssh_config still connects by itself (ssh -F ... by hand, ssh -G).
+    assert "ProxyCommand" not in render_ssh_config(tunnel())
+
+
+def test_the_starter_follows_address_family_and_tcp_keepalive_of_ssh_options():
+    command = ssh_command(tunnel(ssh_options={"AddressFamily": "inet6", "TCPKeepAlive": False}))
+    assert command[command.index("--family") + 1] == "inet6"
+    assert command[command.index("--tcp-keepalive") + 1] == "no"
+
+
+@pytest.mark.parametrize("changes", [{"jump_hosts": ["j1"]}, {"proxy": {"type": "http", "host": "p", "port": 3128}},
+                                     {"engine": "autossh"}])
+def test_jump_proxy_and_autossh_tunnels_connect_as_before(changes):
+    command = ssh_command(tunnel(**changes))
+    assert "--connect" not in command and "ProxyCommand=-" not in command
+    assert command[:4] == ["/usr/bin/python3", "-I", "-S", "/usr/local/lib/netreach/tunnel-start"]
 
 
 def test_low_port_gets_only_the_bind_capability():
@@ -126,7 +154,8 @@ def test_low_port_gets_only_the_bind_capability():
 
 def test_autossh_engine():
     t = tunnel(engine="autossh")
-    assert ssh_command(t)[:3] == ["/usr/bin/autossh", "-M", "0"]
+    command = ssh_command(t)
+    assert command[command.index("--") + 1:][:3] == ["/usr/bin/autossh", "-M", "0"]
     assert "Environment=AUTOSSH_GATETIME=0" in render_unit(t)
 
 
