@@ -137,13 +137,13 @@ def workers(process: subprocess.Popen) -> list[int]:
     """The controller's forked workers (its children). Each is a session of its own (ansible's WorkerProcess
     calls setsid), so killing the controller's process group leaves them running."""
     found = []
-    for entry in os.listdir("/proc"):
+    for entry in filter(str.isdigit, os.listdir("/proc")):
         try:
             with open(f"/proc/{entry}/stat", encoding="utf-8") as stream:
                 fields = stream.read().rpartition(")")[2].split()
-        except (FileNotFoundError, ProcessLookupError, NotADirectoryError, PermissionError):
+        except (FileNotFoundError, ProcessLookupError):
             continue
-        if entry.isdigit() and int(fields[1]) == process.pid:
+        if int(fields[1]) == process.pid:
             found.append(int(entry))
     return found
 
