@@ -16,6 +16,8 @@ import time
 from ansible.errors import AnsibleError
 from ansible.plugins.action import ActionBase
 
+from ansible_collections.netreach.tunnels.plugins.plugin_utils._confirm import controller_watch
+
 MODULE = "netreach.tunnels.nat_rules"
 # Seconds past the rollback deadline before the host is expected to be reachable again.
 GRACE = 3
@@ -30,13 +32,16 @@ class ActionModule(ActionBase):
         if "confirm" in self._task.args:
             result.update(failed=True, msg="confirm is set by the nat_rules action plugin only, never by a task")
             return result
+        alive = controller_watch()
         result.update(self._execute_module(module_name=MODULE, module_args=self._task.args, task_vars=task_vars))
         # The module armed the timer before it returned: its deadline is no later than this plus the timeout.
         applied_at = time.monotonic()
         pending = result.pop("pending_confirm", None)
         if result.get("failed") or not pending:
             return result
-        ok, answer = self._confirm(pending["token"], task_vars)
+        # A worker whose controller was killed meanwhile (it is a session of its own) confirms nothing.
+        ok, answer = self._confirm(pending["token"], task_vars) if alive() else (
+            True, "the controller that ran this task died during the wait")
         if ok and answer == "confirmed":
             result["confirmed"] = True
             return result

@@ -16,7 +16,7 @@ import time
 from ansible.module_utils.common.validation import check_type_dict
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.netreach.tunnels.plugins.plugin_utils._confirm import confirm_pending
+from ansible_collections.netreach.tunnels.plugins.plugin_utils._confirm import confirm_pending, controller_watch
 
 MODULE = "netreach.tunnels.ssh_tunnel"
 
@@ -35,13 +35,14 @@ def proxy_error(proxy) -> str | None:
             f"a {type(proxy).__name__}; a proxy URL does not fit here")
 
 
-def confirmed(action: ActionBase, result: dict) -> dict:
-    """RESULT, its armed changes confirmed over a fresh connection (or the task failed: rolled back)."""
+def confirmed(action: ActionBase, result: dict, alive) -> dict:
+    """RESULT, its armed changes confirmed over a fresh connection (or the task failed: rolled back). ALIVE:
+    controller_watch() of the run, taken before the module ran (a controller killed meanwhile never confirms)."""
     armed_at = time.monotonic()
     pending = result.pop("pending_confirms", None)
     if result.get("failed") or not pending:
         return result
-    result.update(confirm_pending(action, pending, armed_at))
+    result.update(confirm_pending(action, pending, armed_at, alive=alive))
     return result
 
 
@@ -51,9 +52,10 @@ class ActionModule(ActionBase):
 
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
+        alive = controller_watch()
         why = proxy_error(self._task.args.get("proxy"))
         if why:
             result.update(failed=True, changed=False, msg=why, field="proxy")
             return result
         result.update(self._execute_module(module_name=MODULE, module_args=self._task.args, task_vars=task_vars))
-        return confirmed(self, result)
+        return confirmed(self, result, alive)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.netreach.tunnels.plugins.action.ssh_tunnel import confirmed, proxy_error
+from ansible_collections.netreach.tunnels.plugins.plugin_utils._confirm import controller_watch
 
 MODULE = "netreach.tunnels.ssh_tunnels"
 
@@ -19,6 +20,7 @@ class ActionModule(ActionBase):
 
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
+        alive = controller_watch()
         tunnels = self._task.args.get("tunnels")
         for index, item in enumerate(tunnels if isinstance(tunnels, list) else []):
             why = proxy_error(item.get("proxy")) if isinstance(item, dict) else None
@@ -26,4 +28,4 @@ class ActionModule(ActionBase):
                 result.update(failed=True, changed=False, msg=f"tunnels[{index}].{why}", field=f"tunnels[{index}].proxy")
                 return result
         result.update(self._execute_module(module_name=MODULE, module_args=self._task.args, task_vars=task_vars))
-        return confirmed(self, result)
+        return confirmed(self, result, alive)

@@ -15,6 +15,7 @@ and again at the moment of each write, rename or unlink (a path that became a li
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -62,6 +63,8 @@ class Plan:
         self.steps: list[Step] = []
         self.extra: dict = {}
         self._scratch: str | None = None
+        # Commands that undo an armed change whose module fails before handing it over (see undo_on_failure).
+        self._undo: list[list[str]] = []
 
     # --- masking and failing: one place ----------------------------------------------------------------
     def add_secrets(self, *values: str | None) -> None:
@@ -73,6 +76,7 @@ class Plan:
         return text
 
     def fail(self, field_name: str | None, msg: str, **extra) -> None:
+        self._run_undo()
         if field_name:
             extra["field"] = field_name
         self.module.fail_json(msg=self.mask(msg), **extra)
@@ -83,6 +87,25 @@ class Plan:
             return function(*args, **kwargs)
         except ConfinementError as exc:
             self.fail(exc.field, str(exc))
+
+    @contextlib.contextmanager
+    def undo_on_failure(self, command: list[str] | None):
+        """Within the block, a failure of the run (a step that fails, or raises) runs COMMAND first: an armed
+        change puts its files back at once rather than when its timer fires."""
+        if command:
+            self._undo.append(list(command))
+        try:
+            yield
+        except BaseException:
+            self._run_undo()
+            raise
+        finally:
+            if command and command in self._undo:
+                self._undo.remove(command)
+
+    def _run_undo(self) -> None:
+        while self._undo:
+            self.module.run_command(self._undo.pop())
 
     # --- reading ----------------------------------------------------------------------------------------
     def read(self, tgt: Target) -> str | None:

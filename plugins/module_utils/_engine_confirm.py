@@ -15,6 +15,8 @@ ran), `rolled-back` (the snapshot was put back; its text says why). Subcommands:
   apply DIR          run the manifest's apply commands (a transient unit runs this after the module returned), then
                      arm the rollback anew: the timeout counts from the moment the change is live
   rollback DIR WHY   put the snapshot back and run the restore commands, unless confirmed (the timer's command)
+  abort DIR WHY      a step of the module failed before the change went live: put the files back (no restart:
+                     nothing was applied) and stop the timer
   confirm DIR...     per DIR: stop its timer, then print `DIR confirmed` (snapshot dropped) or why not
   status DIR...      per DIR: rolled-back, pending, or gone
   boot ROOT          put back every change under ROOT that was never confirmed (the boot unit, before the network)
@@ -159,9 +161,10 @@ def apply(directory):
         if plan is None or read(directory, ROLLED_BACK) is not None:
             return 1
         run_all(plan.get("apply", []))
-        if plan.get("rearm"):
+        # The timer that counts from now is armed before the first one stops: should arming it fail, the first
+        # one still rolls the change back.
+        if plan.get("rearm") and subprocess.run(plan["rearm"], check=False).returncode == 0:
             subprocess.run(["systemctl", "stop", plan["timer"]], check=False)
-            run_all([plan["rearm"]])
         mark(directory, APPLIED, time.strftime("%Y-%m-%dT%H:%M:%S%z\n"))
         return 0
     finally:
@@ -199,6 +202,25 @@ def _rollback(directory, why, boot):
     mark(directory, ROLLED_BACK, f"{why}\n")
     run_all([["systemctl", "daemon-reload"]] if boot else plan.get("after_restore", []))
     return 0
+
+
+def abort(directory, why):
+    """The module failed between arming and handing the change over to its apply: the files back, the timer
+    stopped (the change never went live, so nothing restarts)."""
+    try:
+        lock = locked(directory)
+    except FileNotFoundError:
+        return 0
+    try:
+        plan = manifest(directory)
+        if plan is None:
+            return 0
+        if read(directory, ROLLED_BACK) is None:
+            _rollback(directory, why, boot=True)
+        subprocess.run(["systemctl", "stop", plan["timer"]], check=False)
+        return 0
+    finally:
+        os.close(lock)
 
 
 def confirm_one(directory):
@@ -248,6 +270,8 @@ def main(argv):
         return apply(args[0])
     if command == "rollback" and len(args) == 2:
         return rollback(args[0], args[1])
+    if command == "abort" and len(args) == 2:
+        return abort(args[0], args[1])
     if command in ("confirm", "status") and args:
         for directory in args:
             sys.stdout.write(f"{directory} {(confirm_one if command == 'confirm' else status_one)(directory)}\n")

@@ -137,10 +137,12 @@ def snapshot(plan: Plan, steps: list[Step]) -> list[tuple]:
 
 
 def arm_files(plan: Plan, owner: str, steps: list[Step], timeout: int, apply: list[list[str]],
-              restore: tuple[list[list[str]], list[list[str]]], label: str) -> TransactionStep:
+              restore: tuple[list[list[str]], list[list[str]]], label: str, restores: str | None = None
+              ) -> TransactionStep:
     """STEPS (already planned, taken out of the plan by the caller) as one armed change of OWNER (a component
-    name: tunnel-NAME). APPLY: the commands that make the new files live (run after the module returned);
-    RESTORE: the commands before and after the snapshot is put back (stop a unit that did not exist; restart)."""
+    name: tunnel-NAME, sshd-DROPIN). APPLY: the commands that make the new files live (run after the module
+    returned); RESTORE: the commands before and after the snapshot is put back (stop a unit that did not exist;
+    restart). RESTORES: what a rollback does, as the task's message says it ("put the previous ... back")."""
     supersede(plan, owner)
     token = secrets.token_hex(4)
     directory = plan.guard(PENDING.child, owner)
@@ -170,9 +172,9 @@ def arm_files(plan: Plan, owner: str, steps: list[Step], timeout: int, apply: li
     step = TransactionStep(
         label, True, "".join(s.before for s in steps if s.changed), "".join(s.after for s in steps if s.changed),
         stage=stage, arm=arm, live=list(steps), apply=delayed, confirm=[*program, "confirm", directory.path],
-        collect=True,
+        collect=True, abort=[*program, "abort", directory.path, "the module failed before the change went live"],
         pending={"owner": owner, "label": label, "directory": directory.path, "timeout": timeout,
                  "timer": f"{unit}-live.timer", "apply_delay": APPLY_DELAY, "apply_grace": APPLY_GRACE,
-                 "program": program})
+                 "program": program, **({"restores": restores} if restores else {})})
     plan.transaction(step)
     return step

@@ -167,7 +167,8 @@ class TransactionStep(Step):
     go once applied and the module's next steps make the change the boot state right away. LIVE: steps carried
     out once the rollback is armed (the new files of _engine_rollback.arm_files). COLLECT: one of several armed
     changes of a run; their pending confirmations, each with its host-side CONFIRM command, go to the list
-    `pending_confirms`."""
+    `pending_confirms`. ABORT: the command that puts the staged files back and stops the timer when a live step
+    or the apply fails (the run then fails with nothing changed, and no timer is left to refuse the next run)."""
 
     stage: list[FileStep] = field(default_factory=list)
     arm: list[str] | None = None
@@ -177,20 +178,23 @@ class TransactionStep(Step):
     apply: list[str] | None = None
     confirm: list[str] = field(default_factory=list)  # COLLECT: the host-side confirm command
     pending: dict = field(default_factory=dict)  # what the action plugin needs (token, timeout, timer, marker)
+    abort: list[str] | None = None
 
     def run(self, plan: Plan) -> None:
         for step in self.stage:
             plan.write(step)
         if self.arm:
             plan.run(self.arm)
-        for step in self.live:
-            step.run(plan)
-        if self.apply:
-            rc, out, err = plan.run(self.apply, check=False)
-            if rc != 0:
-                if self.disarm:
-                    plan.run(self.disarm, check=False)
-                plan.fail(None, f"{self.apply[0]} failed, the host kept its previous state: {(err or out).strip()}")
+        with plan.undo_on_failure(self.abort if self.arm else None):
+            for step in self.live:
+                step.run(plan)
+            if self.apply:
+                rc, out, err = plan.run(self.apply, check=False)
+                if rc != 0:
+                    if self.disarm:
+                        plan.run(self.disarm, check=False)
+                    plan.fail(None, f"{self.apply[0]} failed, the host kept its previous state: "
+                                    f"{(err or out).strip()}")
         if self.arm and self.collect:
             plan.extra.setdefault("pending_confirms", []).append(dict(self.pending, command=list(self.confirm)))
             return

@@ -34,6 +34,7 @@ from ansible_collections.netreach.tunnels.plugins.module_utils._declaration impo
     check_socket_path,
     check_user,
 )
+from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel import parse_rollback_timeout
 from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_render import HELPER_DIR
 
 MARKER = "netreach-tunnel"
@@ -235,6 +236,7 @@ class ServerDeclaration:
     reaper: bool
     absent: bool
     ports: tuple[int, ...] = ()  # sshd's listening ports; () leaves them to sshd_config
+    rollback_timeout: int = 0  # seconds a change waits for the controller's confirmation; 0: applied at once
 
 
 def parse_entries(values: list) -> list[Entry]:
@@ -342,7 +344,7 @@ def parse_server(params: dict) -> ServerDeclaration:
                              _client_set(params.get("known_clients"), "known_clients"),
                              parse_dropin(params.get("sshd_dropin")), reaper=bool(params.get("reaper", True)),
                              absent=params.get("state") == "absent", ports=parse_ports(params.get("ports")),
-                             **numbers)
+                             rollback_timeout=parse_rollback_timeout(params.get("rollback_timeout", 0)), **numbers)
 
 
 # --- authorized_keys, merged and read back ----------------------------------------------------------------

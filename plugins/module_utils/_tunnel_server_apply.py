@@ -7,6 +7,12 @@
 authorized_keys is a Target under the account's home (root) with the parts .ssh/authorized_keys: the account owns
 its home, so a symbolic ~/.ssh or authorized_keys (to /etc/shadow, or /etc) is refused, never followed. The
 drop-in goes live only after `sshd -t` of the whole configuration accepts it; otherwise it is put back.
+
+With a rollback_timeout, the drop-in and the authorized_keys files are one armed change of the engine
+(_engine_rollback.arm_files): snapshot, host-side timer, the new files (the drop-in still checked by `sshd -t`),
+and sshd's reload left to the delayed apply; the action plugin confirms over a fresh connection, which must get
+through the new configuration. A change that refuses the managing connection (its port, its account, its key) is
+put back by the host, which reloads sshd again.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import re
 from ansible_collections.netreach.tunnels.plugins.module_utils import _tunnel_reaper
 from ansible_collections.netreach.tunnels.plugins.module_utils._declaration import USER_RE
 from ansible_collections.netreach.tunnels.plugins.module_utils._engine import Plan, target, user_exists
+from ansible_collections.netreach.tunnels.plugins.module_utils._engine_rollback import arm_files, plan_support
 from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_apply import helper_target, unit_target
 from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_helpers import program_text
 from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_server import (
@@ -41,18 +48,37 @@ def dropin_target(name: str):
     return target("/etc/ssh", DROPIN_DIR.rpartition("/")[2], name, field="sshd_dropin")
 
 
-def plan_dropin(plan: Plan, server: ServerDeclaration, content: str | None) -> bool:
+def sshd_unit(plan: Plan) -> str:
+    return "ssh.service" if plan.query(["systemctl", "cat", "ssh.service"])[0] == 0 else "sshd.service"
+
+
+def plan_dropin(plan: Plan, server: ServerDeclaration, content: str | None, reload: bool = True) -> bool:
     """The drop-in (None: removed), checked live by sshd -t and put back when sshd objects; sshd reloaded at
-    once, so a run that stops later never leaves a validated drop-in that sshd did not read."""
+    once (unless not RELOAD: an armed change reloads it later), so a run that stops later never leaves a
+    validated drop-in that sshd did not read."""
     tgt = dropin_target(server.dropin_name)
     if content is not None and not INCLUDE_RE.search(plan.read_foreign(SSHD_CONFIG) or ""):
         plan.fail("sshd_dropin", f"{SSHD_CONFIG} has no 'Include /etc/ssh/sshd_config.d/*.conf' line, so the drop-in "
                                  f"{tgt.path} would be ignored; add the line (Debian's default has it)")
     if not plan.file(tgt, content, 0o644, check_live=["sshd", "-t", "-f", SSHD_CONFIG]):
         return False
-    unit = "ssh.service" if plan.query(["systemctl", "cat", "ssh.service"])[0] == 0 else "sshd.service"
-    plan.command(["systemctl", "reload", unit], label=f"reload {unit}")
+    if reload:
+        unit = sshd_unit(plan)
+        plan.command(["systemctl", "reload", unit], label=f"reload {unit}")
     return True
+
+
+def plan_armed(plan: Plan, server: ServerDeclaration, start: int, reload: bool) -> None:
+    """The file steps the server added to PLAN since START as one armed change: sshd reloaded (when RELOAD: the
+    drop-in changed) a moment after the module returned; the previous files back and sshd reloaded again unless
+    the controller confirms over a fresh connection in time."""
+    steps = plan.steps[start:]
+    del plan.steps[start:]
+    unit = sshd_unit(plan)
+    reload_sshd = [["systemctl", "reload", unit]]
+    arm_files(plan, f"sshd-{server.dropin_name.removesuffix('.conf')}", steps, server.rollback_timeout,
+              reload_sshd if reload else [], ([], reload_sshd), f"sshd drop-in {server.dropin_name}",
+              "put the previous authorized_keys and sshd drop-in back by itself and reloaded sshd")
 
 
 def plan_authorized_keys(plan: Plan, server: ServerDeclaration, account: str, remove_all: bool) -> list[str]:
@@ -108,12 +134,18 @@ def plan_server(plan: Plan, server: ServerDeclaration) -> dict:
     policies = account_policies([*server.entries, *kept], list(server.accounts))
     dropin = None if server.absent else render_sshd_dropin(policies, server.client_alive_interval,
                                                            server.client_alive_count_max, server.ports)
-    reloaded = plan_dropin(plan, server, dropin)
+    armed = bool(server.rollback_timeout)
+    if armed:
+        plan_support(plan)
+    start = len(plan.steps)
+    reloaded = plan_dropin(plan, server, dropin, reload=not armed)
     authorized = {}
     for account in [*server.accounts, *retired]:
         if user_exists(account):
             authorized[account] = plan_authorized_keys(plan, server, account,
                                                        server.absent or account in retired)
+    if armed and any(step.changed for step in plan.steps[start:]):
+        plan_armed(plan, server, start, reloaded)
     plan_reaper(plan, server.accounts, enabled=not server.absent and server.reaper)
     host_keys = {key_type: plan.read_foreign(f"/etc/ssh/ssh_host_{key_type}_key.pub") for key_type in HOST_KEY_TYPES}
     return dict(authorized=authorized, sshd_dropin=dropin_target(server.dropin_name).path, sshd_reloaded=reloaded,

@@ -72,6 +72,23 @@ options:
     elements: int
     default: []
     version_added: 0.3.0
+  rollback_timeout:
+    description:
+      - "Seconds a change of the drop-in or the accounts' C(authorized_keys) waits, once sshd has reloaded it, for
+        the controller's confirmation over a fresh connection; if none comes (the change refused the managing
+        connection's port, account or key), the host puts the previous files back by itself and reloads sshd, and
+        the task fails with C(Rolled back: ... because ...). C(0) applies at once, without a confirm step.
+        Otherwise 10 to 3600."
+      - The previous files are kept and a transient systemd timer armed before anything is written; the drop-in is
+        still checked with C(sshd -t) before it goes live, and sshd is reloaded a moment after the module returned,
+        by a transient unit of the host. The confirmation must get through the new configuration (the action
+        plugin closes the connection it used first). A reboot before the confirmation boots the last confirmed
+        files.
+      - Needs systemd on the host. The reaper is not part of the armed change.
+      - See R(Confirm or roll back,ansible_collections.netreach.tunnels.docsite.rollback).
+    type: int
+    default: 0
+    version_added: 0.3.0
   reaper:
     description: Run the stale remote forward reaper.
     type: bool
@@ -116,6 +133,13 @@ EXAMPLES = r"""
     accounts: [tunnel]
     ports: [22, 443]
     managed_clients: []
+
+- name: The same, put back by the server unless this controller gets in again within a minute
+  netreach.tunnels.tunnel_server:
+    accounts: [tunnel]
+    ports: [22, 443]
+    managed_clients: []
+    rollback_timeout: 60
 """
 
 RETURN = r"""
@@ -130,9 +154,21 @@ sshd_dropin:
   type: str
   sample: /etc/ssh/sshd_config.d/50-netreach-tunnels.conf
 sshd_reloaded:
-  description: Whether sshd was reloaded (in check mode, whether it would be).
+  description: Whether sshd was reloaded (in check mode, whether it would be; with O(rollback_timeout), the
+    delayed apply reloads it).
   returned: success
   type: bool
+confirmed:
+  description: With O(rollback_timeout), whether the armed change was confirmed over a fresh connection.
+  returned: when a change was armed
+  type: bool
+  version_added: 0.3.0
+rolled_back:
+  description: With O(rollback_timeout), the changes the host put back by itself because no confirmation came.
+  returned: when an armed change was not confirmed
+  type: list
+  elements: str
+  version_added: 0.3.0
 ansible_facts:
   description:
     - This host's SSH host keys as the C(ssh_pub_keys) facts of M(ansible.builtin.setup) (for example
@@ -162,6 +198,7 @@ def main() -> None:
             client_alive_count_max=dict(type="int", default=3),
             sshd_dropin=dict(type="path", default="/etc/ssh/sshd_config.d/50-netreach-tunnels.conf"),
             ports=dict(type="list", elements="int", default=[]),
+            rollback_timeout=dict(type="int", default=0),
             reaper=dict(type="bool", default=True),
             state=dict(type="str", choices=["present", "absent"], default="present"),
         ),

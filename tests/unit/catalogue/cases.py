@@ -356,6 +356,9 @@ for bad in [0, -1, 3601, 10 ** 9]:
 # tunnels: rollback_timeout (issue 16): negative, below the floor of 10 s, huge.
 for bad in (-1, -3600, 1, 9, 3601, 86400, 10 ** 12):
     tunnel_case("rollback_timeout", rollback_timeout=bad)
+# ... and the server end's (its role variable tunnel_server_rollback_timeout passes it through as it is).
+for bad in (-1, -3600, 9, 3601, 86400, 10 ** 12):
+    CASES.append(("tunnel_server", {**SERVER, "rollback_timeout": bad}, "rollback_timeout"))
 
 
 def run_case(module: str, params: dict):

@@ -240,6 +240,35 @@ def test_a_failed_apply_disarms_and_fails(tmp_path):
     assert module.commands[-1] == ["disarm"]
 
 
+class Broken:
+    """A live step that raises, as a write the kernel refuses does."""
+
+    changed, before, after = True, "", ""
+
+    def run(self, _plan):
+        raise OSError("no space left on device")
+
+
+def test_an_armed_transaction_whose_live_step_fails_runs_its_abort_first(tmp_path):
+    module = FakeModule(tmp_path, answers={("nft",): (1, "", "syntax")})
+    plan = Plan(module)
+    plan.transaction(TransactionStep("t", True, arm=["arm"], apply=["nft", "-f", "x"], abort=["abort"]))
+    with pytest.raises(Failed):
+        plan.commit()
+    assert module.commands == [["arm"], ["nft", "-f", "x"], ["abort"]], "a failure: the abort, once"
+    plan, module = plan_for(tmp_path)
+    plan.transaction(TransactionStep("t", True, arm=["arm"], live=[Broken()], abort=["abort"]))
+    with pytest.raises(OSError):
+        plan.commit()
+    assert module.commands == [["arm"], ["abort"]], "an exception too"
+    plan, module = plan_for(tmp_path, answers={("later",): (1, "", "failed")})
+    plan.transaction(TransactionStep("t", True, arm=["arm"], apply=["apply"], abort=["abort"]))
+    plan.command(["later"])
+    with pytest.raises(Failed):
+        plan.commit()
+    assert module.commands == [["arm"], ["apply"], ["later"]], "handed over: a later failure is no abort"
+
+
 def test_a_query_can_feed_stdin_and_runs_in_check_mode(tmp_path):
     seen = []
     module = FakeModule(tmp_path, check_mode=True)

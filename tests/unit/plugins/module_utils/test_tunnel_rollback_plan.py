@@ -139,3 +139,40 @@ def test_a_symbolic_link_in_a_restored_path_is_refused(tmp_path):
     with pytest.raises(OSError):
         program.rollback(str(pending), "x")
     assert not (tmp_path / "elsewhere" / "config").exists()
+
+
+def test_the_apply_arms_the_live_timer_before_it_stops_the_first(tmp_path, monkeypatch):
+    live, pending = host_change(tmp_path)
+    manifest = json.loads((pending / "manifest.json").read_text())
+    manifest["rearm"] = ["systemd-run", "--unit=t-live"]
+    (pending / "manifest.json").write_text(json.dumps(manifest))
+    ran = []
+
+    class Done:
+        def __init__(self, rc):
+            self.returncode = rc
+
+    def arm_fails(args, check=False):
+        ran.append(args)
+        return Done(1 if args[0] == "systemd-run" else 0)
+
+    monkeypatch.setattr(program.subprocess, "run", arm_fails)
+    program.apply(str(pending))
+    assert ran == [["systemd-run", "--unit=t-live"]], "the first timer stays when the live one could not be armed"
+    ran.clear()
+    monkeypatch.setattr(program.subprocess, "run", lambda args, check=False: ran.append(args) or Done(0))
+    program.apply(str(pending))
+    assert ran == [["systemd-run", "--unit=t-live"], ["systemctl", "stop", "t.timer"]]
+
+
+def test_an_aborted_change_puts_the_files_back_without_a_restart_and_stops_the_timer(tmp_path, monkeypatch):
+    ran = []
+    monkeypatch.setattr(program.subprocess, "run", lambda args, check=False: ran.append(args))
+    live, pending = host_change(tmp_path)
+    manifest = json.loads((pending / "manifest.json").read_text())
+    manifest["after_restore"] = [["systemctl", "restart", "netreach-tunnel@x.service"]]
+    (pending / "manifest.json").write_text(json.dumps(manifest))
+    assert program.main(["x", "abort", str(pending), "the module failed"]) == 0
+    assert (live / "config").read_text() == "old\n" and not (live / "added").exists()
+    assert ran == [["systemctl", "daemon-reload"], ["systemctl", "stop", "t.timer"]], "nothing went live: no restart"
+    assert (pending / "rolled-back").read_text() == "the module failed\n"

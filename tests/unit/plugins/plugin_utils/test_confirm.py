@@ -46,9 +46,9 @@ class Action:
         return {"rc": 0, "stdout": f"{PENDING[0]['directory']} {answer}\n", "stderr": ""}
 
 
-def confirm(script):
+def confirm(script, alive=lambda: True):
     clock, action = Clock(), Action(script)
-    return _confirm.confirm_pending(action, PENDING, 0.0, clock=clock, sleep=clock.sleep), action
+    return _confirm.confirm_pending(action, PENDING, 0.0, clock=clock, sleep=clock.sleep, alive=alive), action
 
 
 def test_a_change_is_confirmed_over_a_fresh_connection():
@@ -77,3 +77,30 @@ def test_a_host_that_never_answers_again_is_reported_so():
     result, _action = confirm([None])
     assert result["failed"] and result["rolled_back"] == []
     assert "the host did not answer again" in result["msg"]
+
+
+def test_a_worker_whose_controller_was_killed_confirms_nothing():
+    result, action = confirm(["confirmed"], alive=lambda: False)
+    assert action.commands == [] and action._connection.resets == 0, "not one confirmation attempt"
+    assert result["failed"] and not result["confirmed"] and result["confirm_attempts"] == 0
+    assert "because the controller that ran this task died during the wait" in result["msg"]
+    assert "no attempt was made to reach it again" in result["msg"]
+
+
+def test_a_controller_killed_between_two_attempts_stops_the_attempts():
+    answers = iter([True, True, False])
+    result, action = confirm(["waiting: the change has not been applied yet"], alive=lambda: next(answers))
+    assert len(action.commands) == 2 and result["failed"] and result["confirm_attempts"] == 2
+
+
+def test_the_watch_tells_an_orphaned_worker():
+    parents = iter([4242, 4242, 1])
+    alive = _confirm.controller_watch(parent=lambda: next(parents))
+    assert alive() is True and alive() is False, "reparented (to init or a subreaper): the controller is gone"
+
+
+def test_a_change_says_what_its_rollback_puts_back():
+    pending = [dict(PENDING[0], restores="put the previous authorized_keys and sshd drop-in back by itself")]
+    clock, action = Clock(), Action(["rolled-back: it was not confirmed within 30 s of going live"])
+    result = _confirm.confirm_pending(action, pending, 0.0, clock=clock, sleep=clock.sleep)
+    assert "the host put the previous authorized_keys and sshd drop-in back by itself (it was not" in result["msg"]
