@@ -17,7 +17,6 @@ import os
 import re
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Callable
 
 from ansible_collections.netreach.tunnels.plugins.module_utils import _textfile
 from ansible_collections.netreach.tunnels.plugins.module_utils._declaration import DeclarationError
@@ -42,7 +41,16 @@ class MetricsTimer:
     textfile: str  # what it writes into the textfile directory
     what: str  # for the timer's description: "{what} every N s"
     owner: str  # the module that manages it, for the units' header
-    render_service: Callable[[str], str]  # the service's text for a textfile directory
+    description: str  # the service's
+    # The service's CapabilityBoundingSet, each with the comment that says why, then its sandbox (unit lines).
+    capabilities: tuple[str, ...]
+    why: str
+    sandbox: tuple[str, ...]
+
+
+def metrics_argument_spec() -> dict:
+    """The options of a module with a metrics timer (documented in the metrics doc fragment and the module)."""
+    return dict(metrics_dir=dict(type="path"), metrics_interval=dict(type="int", default=15))
 
 
 def parse_metrics(directory: str | None, interval) -> tuple[str | None, int]:
@@ -66,12 +74,29 @@ def program_path(timer: MetricsTimer) -> str:
     return f"{HELPER_DIR}/{timer.name}"
 
 
+def unit_head(timer: MetricsTimer, description: str) -> list[str]:
+    return [f"# Managed by netreach.tunnels.{timer.owner}; local changes are overwritten.", "[Unit]",
+            f"Description=netreach: {description}", ""]
+
+
+def render_metrics_service(timer: MetricsTimer, directory: str) -> str:
+    """TIMER's oneshot service: its program writing into DIRECTORY, the only place it may write."""
+    return "\n".join([
+        *unit_head(timer, timer.description),
+        "[Service]",
+        "Type=oneshot",
+        f"ExecStart=/usr/bin/python3 {program_path(timer)} {directory}",
+        f"# {timer.why}",
+        f"CapabilityBoundingSet={' '.join(timer.capabilities)}",
+        f"ReadWritePaths={directory}",
+        *timer.sandbox,
+        "",
+    ])
+
+
 def render_metrics_timer(timer: MetricsTimer, interval: int) -> str:
     return "\n".join([
-        f"# Managed by netreach.tunnels.{timer.owner}; local changes are overwritten.",
-        "[Unit]",
-        f"Description=netreach: {timer.what} every {interval} s",
-        "",
+        *unit_head(timer, f"{timer.what} every {interval} s"),
         "[Timer]",
         "OnActiveSec=1s",
         f"OnUnitActiveSec={interval}s",
@@ -118,7 +143,7 @@ def plan_metrics(plan: Plan, timer: MetricsTimer, directory: str | None, interva
         changed |= plan.remove(metrics_dir_target(old_dir).child(timer.textfile))
     plan.directory(helper_dir, 0o755)
     changed |= plan.file(program, program_text(timer.program, _textfile), 0o755, show=False)
-    changed |= plan.file(service_tgt, timer.render_service(directory), 0o644)
+    changed |= plan.file(service_tgt, render_metrics_service(timer, directory), 0o644)
     timer_changed = plan.file(timer_tgt, render_metrics_timer(timer, interval), 0o644)
     plan.daemon_reload()
     active, _enabled = plan.unit_state(timer.timer)

@@ -65,7 +65,8 @@ def read_record(text: str | None) -> dict | None:
     except ValueError:
         return None
     if (not isinstance(record, dict) or not isinstance(record.get("comment"), str)
-            or len(record["comment"].split()) != 3 or type(record.get("forwards")) is not int):
+            or len(record["comment"].split()) != 3 or not isinstance(record.get("forwards"), int)
+            or isinstance(record["forwards"], bool)):
         return None
     return record
 

@@ -9,35 +9,22 @@ from __future__ import annotations
 
 from ansible_collections.netreach.tunnels.plugins.module_utils import _nat_metrics
 from ansible_collections.netreach.tunnels.plugins.module_utils._engine import Plan
-from ansible_collections.netreach.tunnels.plugins.module_utils._metrics_plan import MetricsTimer, plan_metrics, program_path
+from ansible_collections.netreach.tunnels.plugins.module_utils._metrics_plan import MetricsTimer, plan_metrics
 from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_render import HARDENING
 
 METRICS_SERVICE = "netreach-nat-metrics.service"
 METRICS_TIMER = "netreach-nat-metrics.timer"
-METRICS_PROGRAM = "nat-metrics"
 
-
-def render_metrics_service(directory: str) -> str:
-    return "\n".join([
-        "# Managed by netreach.tunnels.nat_rules; local changes are overwritten.",
-        "[Unit]",
-        "Description=netreach: the gateway's NAT table as a node_exporter textfile",
-        "",
-        "[Service]",
-        "Type=oneshot",
-        f"ExecStart=/usr/bin/python3 {program_path(NAT_METRICS)} {directory}",
-        # Root only to list our table (netfilter's netlink wants CAP_NET_ADMIN); it writes one directory.
-        "CapabilityBoundingSet=CAP_NET_ADMIN",
-        f"ReadWritePaths={directory}",
-        # The tunnels' sandbox, with netlink (nft) instead of the internet families.
-        *[line if not line.startswith("RestrictAddressFamilies=") else "RestrictAddressFamilies=AF_UNIX AF_NETLINK"
-          for line in HARDENING],
-        "",
-    ])
-
-
-NAT_METRICS = MetricsTimer(_nat_metrics, METRICS_PROGRAM, METRICS_SERVICE, METRICS_TIMER, _nat_metrics.TEXTFILE,
-                           "NAT metrics", "nat_rules", render_metrics_service)
+NAT_METRICS = MetricsTimer(
+    program=_nat_metrics, name="nat-metrics", service=METRICS_SERVICE, timer=METRICS_TIMER,
+    textfile=_nat_metrics.TEXTFILE, what="NAT metrics", owner="nat_rules",
+    description="the gateway's NAT table as a node_exporter textfile",
+    capabilities=("CAP_NET_ADMIN",),
+    why="Root only to list our table (netfilter's netlink wants CAP_NET_ADMIN); it writes one directory.",
+    # The tunnels' sandbox, with netlink (nft) instead of the internet families, in the host's network namespace.
+    sandbox=tuple(line if not line.startswith("RestrictAddressFamilies=") else "RestrictAddressFamilies=AF_UNIX AF_NETLINK"
+                  for line in HARDENING),
+)
 
 
 def plan_nat_metrics(plan: Plan, directory: str | None, interval: int) -> bool:

@@ -9,40 +9,27 @@ from __future__ import annotations
 
 from ansible_collections.netreach.tunnels.plugins.module_utils import _tunnel_metrics
 from ansible_collections.netreach.tunnels.plugins.module_utils._engine import Plan
-from ansible_collections.netreach.tunnels.plugins.module_utils._metrics_plan import MetricsTimer, parse_metrics, program_path
+from ansible_collections.netreach.tunnels.plugins.module_utils._metrics_plan import MetricsTimer, parse_metrics
 from ansible_collections.netreach.tunnels.plugins.module_utils._metrics_plan import plan_metrics as plan_timer
 from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_render import HARDENING
 
-# What ssh_tunnels imports: the declaration is parsed as for every metrics timer.
+# What ssh_tunnels and its tests import: the declaration is parsed as for every metrics timer.
 __all__ = ["METRICS_SERVICE", "METRICS_TIMER", "TUNNEL_METRICS", "parse_metrics", "plan_metrics"]
 
 METRICS_SERVICE = "netreach-tunnel-metrics.service"
 METRICS_TIMER = "netreach-tunnel-metrics.timer"
-METRICS_PROGRAM = "tunnel-metrics"
 
-
-def render_metrics_service(directory: str) -> str:
-    return "\n".join([
-        "# Managed by netreach.tunnels.ssh_tunnels; local changes are overwritten.",
-        "[Unit]",
-        "Description=netreach: the tunnels' state as a node_exporter textfile",
-        "",
-        "[Service]",
-        "Type=oneshot",
-        f"ExecStart=/usr/bin/python3 {program_path(TUNNEL_METRICS)} {directory}",
-        # Root only to read the tunnel processes' sockets (/proc/PID/fd: with CAP_SYS_PTRACE, or as their owner
-        # where root lacks it, as in a container) and to ask systemd; it writes one directory.
-        "CapabilityBoundingSet=CAP_SYS_PTRACE CAP_DAC_READ_SEARCH CAP_SETUID CAP_SETGID",
-        f"ReadWritePaths={directory}",
-        # The tunnels' own sandbox, but for what reading other processes needs: their /proc entries, and
-        # setuid/setgid (the @privileged group) to read them as their owner.
-        *[line for line in HARDENING if not line.startswith(("ProtectProc=", "ProcSubset=", "SystemCallFilter="))],
-        "",
-    ])
-
-
-TUNNEL_METRICS = MetricsTimer(_tunnel_metrics, METRICS_PROGRAM, METRICS_SERVICE, METRICS_TIMER,
-                              _tunnel_metrics.TEXTFILE, "tunnel metrics", "ssh_tunnels", render_metrics_service)
+TUNNEL_METRICS = MetricsTimer(
+    program=_tunnel_metrics, name="tunnel-metrics", service=METRICS_SERVICE, timer=METRICS_TIMER,
+    textfile=_tunnel_metrics.TEXTFILE, what="tunnel metrics", owner="ssh_tunnels",
+    description="the tunnels' state as a node_exporter textfile",
+    capabilities=("CAP_SYS_PTRACE", "CAP_DAC_READ_SEARCH", "CAP_SETUID", "CAP_SETGID"),
+    why="Root only to read the tunnel processes' sockets (/proc/PID/fd: with CAP_SYS_PTRACE, or as their owner "
+        "where root lacks it, as in a container) and to ask systemd; it writes one directory.",
+    # The tunnels' own sandbox, but for what reading other processes needs: their /proc entries, and setuid/setgid
+    # (the @privileged group) to read them as their owner.
+    sandbox=tuple(line for line in HARDENING if not line.startswith(("ProtectProc=", "ProcSubset=", "SystemCallFilter="))),
+)
 
 
 def plan_metrics(plan: Plan, directory: str | None, interval: int) -> bool:

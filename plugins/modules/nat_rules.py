@@ -152,7 +152,7 @@ options:
     description:
       - node_exporter's textfile directory (Debian's is C(/var/lib/prometheus/node-exporter)). With it,
         C(netreach-nat-metrics.timer) writes C(netreach_nat.prom) there every O(metrics_interval) seconds,
-        atomically - C(netreach_nat_applied) (1 while the kernel holds the table this module last confirmed: its
+        atomically - C(netreach_nat_applied) (1 while the kernel holds the table this module last confirmed, that is its
         comment's digests match the kernel's listing; 0 when the table is gone or differs) and
         C(netreach_nat_forwards) (the port forwards that table declares), both labelled C(table="inet netreach").
       - A confirmed change records what the metrics compare with in C(/etc/netreach/nat-confirmed.json).
@@ -160,11 +160,6 @@ options:
         wrote are removed, if present.
       - The directory is made (0755) when it is missing; an absolute path of plain components.
     type: path
-    version_added: 0.3.0
-  metrics_interval:
-    description: Seconds between two runs of the metrics timer (1 to 3600).
-    type: int
-    default: 15
     version_added: 0.3.0
   confirm:
     description:
@@ -180,6 +175,8 @@ options:
     type: str
     choices: [present, absent]
     default: present
+extends_documentation_fragment:
+  - netreach.tunnels.metrics
 attributes:
   check_mode:
     description: Reports what would change (the rules before and after) and changes nothing.
@@ -262,7 +259,7 @@ rolled_back:
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.netreach.tunnels.plugins.module_utils._declaration import DeclarationError
 from ansible_collections.netreach.tunnels.plugins.module_utils._engine import Plan
-from ansible_collections.netreach.tunnels.plugins.module_utils._metrics_plan import parse_metrics
+from ansible_collections.netreach.tunnels.plugins.module_utils._metrics_plan import metrics_argument_spec, parse_metrics
 from ansible_collections.netreach.tunnels.plugins.module_utils._nat import (
     check_rollback_timeout,
     nat_argument_spec,
@@ -272,7 +269,7 @@ from ansible_collections.netreach.tunnels.plugins.module_utils._nat_confirm impo
 
 
 def main() -> None:
-    module = AnsibleModule(argument_spec=nat_argument_spec(), supports_check_mode=True)
+    module = AnsibleModule(argument_spec=dict(nat_argument_spec(), **metrics_argument_spec()), supports_check_mode=True)
     params = module.params
     if params["confirm"] is not None:
         plan = Plan(module)
