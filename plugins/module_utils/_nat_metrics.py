@@ -107,10 +107,13 @@ def read_text(path: str) -> str | None:
 
 
 def main(argv: list[str]) -> int:
-    nft = shutil.which("nft", path=NFT_PATH)
-    if len(argv) != 1 or not argv[0].startswith("/") or nft is None:
-        sys.stderr.write("usage: nat-metrics DIRECTORY (node_exporter's textfile directory; needs nft)\n")
+    if len(argv) != 1 or not argv[0].startswith("/"):
+        sys.stderr.write("usage: nat-metrics DIRECTORY (node_exporter's textfile directory)\n")
         return 2
+    nft = shutil.which("nft", path=NFT_PATH)
+    if nft is None:
+        sys.stderr.write(f"nat-metrics: no nft in {NFT_PATH}\n")
+        return 1
     try:
         listing = kernel_listing(nft)
     except RuntimeError as exc:

@@ -117,3 +117,9 @@ def test_main_keeps_the_old_textfile_when_nft_cannot_tell(tmp_path, monkeypatch,
 
 def test_the_record_is_json_of_the_comment_and_the_count():
     assert json.loads(metrics.render_record(COMMENT, 2)) == {"table": TABLE_SPEC, "comment": COMMENT, "forwards": 2}
+
+
+def test_main_without_nft_says_so_and_writes_nothing(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(metrics.shutil, "which", lambda name, path: None)
+    assert metrics.main([str(tmp_path)]) == 1
+    assert os.listdir(tmp_path) == [] and "no nft in " in capsys.readouterr().err
