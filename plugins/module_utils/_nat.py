@@ -266,6 +266,8 @@ def nat_argument_spec() -> dict:
         foreign_drop=dict(type="str", choices=list(FOREIGN_DROP), default="fail"),
         persist=dict(type="bool", default=True),
         rollback_timeout=dict(type="int", default=30),
+        metrics_dir=dict(type="path"),
+        metrics_interval=dict(type="int", default=15),
         confirm=dict(type="str"),
         state=dict(type="str", choices=["present", "absent"], default="present"),
     )

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import secrets
 
 from ansible_collections.netreach.tunnels.plugins.module_utils._engine import FileStep, Plan, TransactionStep, target
@@ -44,6 +43,8 @@ from ansible_collections.netreach.tunnels.plugins.module_utils._nat_docker impor
 )
 from ansible_collections.netreach.tunnels.plugins.module_utils._nat_docker import render_unit as render_docker_unit
 from ansible_collections.netreach.tunnels.plugins.module_utils._nat_managers import ufw_enabled
+from ansible_collections.netreach.tunnels.plugins.module_utils._nat_metrics import listing_digest, render_record, table_comment
+from ansible_collections.netreach.tunnels.plugins.module_utils._nat_metrics_plan import plan_nat_metrics
 from ansible_collections.netreach.tunnels.plugins.module_utils._nat_managers_apply import (
     firewalld_installed,
     plan_firewalld,
@@ -52,6 +53,7 @@ from ansible_collections.netreach.tunnels.plugins.module_utils._nat_managers_app
 from ansible_collections.netreach.tunnels.plugins.module_utils._nat_confirm import (
     BOOT,
     BOOT_RULES,
+    CONFIRMED,
     ROLLBACK_UNIT,
     RUN,
     UNIT,
@@ -68,9 +70,11 @@ DOCKER_UNIT_FILE = target("/etc/systemd/system", DOCKER_UNIT, field="persist")
 NFTABLES_DROPIN = target("/etc/systemd/system", f"{NFTABLES}.d", field="persist")
 
 
-def plan_nat(plan: Plan, rules: NatRules | None, persist: bool, rollback_timeout: int) -> dict:
-    """Add the steps of one run to PLAN; returns the result's extras: our table as the kernel will list it ("" when
-    absent) and the gateway's neighbours."""
+def plan_nat(plan: Plan, rules: NatRules | None, persist: bool, rollback_timeout: int,
+             metrics: tuple[str | None, int] = (None, 15)) -> dict:
+    """Add the steps of one run to PLAN; METRICS: the textfile directory (None: no metrics) and the interval of
+    the metrics timer. Returns the result's extras: our table as the kernel will list it ("" when absent), the
+    gateway's neighbours and whether the metrics timer changed."""
     nft = plan.module.get_bin_path("nft", required=True)
     ruleset = read_ruleset(plan, nft)
     around = read_neighbours(plan, ruleset)
@@ -92,11 +96,18 @@ def plan_nat(plan: Plan, rules: NatRules | None, persist: bool, rollback_timeout
     plan_firewalld(plan, rules if with_firewalld else None, around["firewalld"]["active"])
     plan_ufw(plan, rules if with_ufw else None, around["ufw"]["enabled"])
     kernel_changed = current_text != desired_text
+    directory = metrics[0] if rules is not None else None
+    # What the metrics compare the kernel's table with: recorded once the table is confirmed.
+    record = render_record(table_comment(desired_text), len(rules.port_forwards)) if directory else None
+    armed = kernel_changed and rollback_timeout > 0
     if kernel_changed or boot_changed:
         texts = (current_text, desired_text) if kernel_changed else None
         plan_transaction(plan, nft, replace if kernel_changed else None, current_text, boot_rules, texts,
-                         boot_changed, rollback_timeout if kernel_changed else 0)
-    return {"table": desired_text, "neighbours": around}
+                         boot_changed, rollback_timeout if kernel_changed else 0, record if armed else None)
+    if record is None or not armed:
+        plan.file(CONFIRMED, record, 0o644)
+    metrics_changed = plan_nat_metrics(plan, directory, metrics[1])
+    return {"table": desired_text, "neighbours": around, "metrics": metrics_changed}
 
 
 def read_ruleset(plan: Plan, nft: str) -> list:
@@ -240,21 +251,6 @@ def with_comment(table: str, comment: str) -> str:
     return f'{head}\n\tcomment "{comment}"\n{rest}'
 
 
-def table_comment(text: str) -> str:
-    """The comment of our table in its text listing ("" when it has none): the line after `table inet netreach {`."""
-    match = re.match(r'table [^\n]*\{\n\tcomment "([^"\n]*)"\n', text)
-    return match.group(1) if match else ""
-
-
-def listing_digest(text: str) -> str:
-    """A digest of the kernel's text listing of our table without the table's comment (the comment holds it)."""
-    comment = table_comment(text)
-    if comment:
-        head, _newline, rest = text.partition("\n")
-        text = head + "\n" + rest.split("\n", 1)[1]
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
 def kernel_table(plan: Plan, nft: str, ruleset: list) -> str:
     """Our table as the kernel lists it (text, with its comment; "" when absent): the one full listing of a run."""
     family, name = TABLE_SPEC.split()
@@ -294,10 +290,11 @@ def supersede_pending(plan: Plan) -> None:
 
 
 def plan_transaction(plan: Plan, nft: str, replace: str | None, current_text: str, boot_rules: str | None,
-                     texts: tuple[str, str] | None, boot_changed: bool, timeout: int) -> None:
+                     texts: tuple[str, str] | None, boot_changed: bool, timeout: int,
+                     record: str | None = None) -> None:
     """Stage the change under RUN, arm the rollback (when the kernel changes and TIMEOUT > 0) and apply. Armed, the
-    action plugin confirms it over a fresh connection (_nat_confirm.plan_confirm); unarmed, it is the boot state
-    at once."""
+    action plugin confirms it over a fresh connection (_nat_confirm.plan_confirm), which promotes the staged boot
+    rules and the metrics' RECORD; unarmed, it is the boot state at once."""
     token = secrets.token_hex(6)
     supersede_pending(plan)
     plan.directory(RUN, 0o700)
@@ -306,6 +303,8 @@ def plan_transaction(plan: Plan, nft: str, replace: str | None, current_text: st
     contents = []
     if boot_rules is not None and timeout:
         contents.append(("boot", boot_rules, 0o644))
+    if record is not None and timeout:
+        contents.append(("confirmed", record, 0o644))
     if replace is not None:
         contents.append(("pending", replace, 0o600))
     if timeout:

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import re
 
-from ansible_collections.netreach.tunnels.plugins.module_utils._engine import Plan, target
+from ansible_collections.netreach.tunnels.plugins.module_utils import _nat_metrics
+from ansible_collections.netreach.tunnels.plugins.module_utils._engine import Plan, target, target_of
 
 # Volatile on purpose: a pending change and its rollback do not survive a reboot, so a reboot boots the
 # last confirmed state and nothing can confirm a change that is no longer running.
@@ -25,10 +26,12 @@ BOOT_RULES = BOOT.child("netreach.nft")
 UNIT = "netreach-nat.service"
 UNIT_FILE = target("/etc/systemd/system", UNIT, field="persist")
 ROLLBACK_UNIT = "netreach-nat-rollback-{token}"
+# What the gateway metrics compare the kernel's table with (_nat_metrics.py): the last confirmed table's comment.
+CONFIRMED = target_of("/etc", _nat_metrics.CONFIRMED, field="metrics_dir")
 TOKEN_RE = re.compile(r"^[0-9a-f]{12}$")
-# The files of one change under RUN, by kind: the new table, the previous one, the boot rules to promote, and
-# the record the rollback leaves.
-STAGED = (("pending", ".nft"), ("rollback", ".nft"), ("boot", ".nft"), ("rolled-back", ""))
+# The files of one change under RUN, by kind: the new table, the previous one, the boot rules and the metrics'
+# record (CONFIRMED) to promote, and the record the rollback leaves.
+STAGED = (("pending", ".nft"), ("rollback", ".nft"), ("boot", ".nft"), ("confirmed", ".json"), ("rolled-back", ""))
 
 
 def staged(token: str) -> dict:
@@ -38,7 +41,8 @@ def staged(token: str) -> dict:
 
 def plan_confirm(plan: Plan, token: str | None) -> None:
     """Confirm change TOKEN (from the applying run's pending_confirm): disarm its rollback, then make its staged
-    table the boot state (or retire ours when it staged none), then clear its files."""
+    table the boot state (or retire ours when it staged none) and its staged record the confirmed one for the
+    metrics, then clear its files."""
     if not isinstance(token, str) or not TOKEN_RE.fullmatch(token):
         plan.fail("confirm", f"confirm: {token!r} is not the token of a nat_rules change (12 hex digits); it is set "
                              "by the action plugin only")
@@ -49,6 +53,9 @@ def plan_confirm(plan: Plan, token: str | None) -> None:
     unit = ROLLBACK_UNIT.format(token=token)
     plan.disarm(f"{unit}.timer", f"{unit}.service", files["rolled-back"])
     plan_boot_state(plan, plan.read(files["boot"]))
+    record = plan.read(files["confirmed"])
+    if record is not None:
+        plan.file(CONFIRMED, record, 0o644)
     entries = plan.listdir(RUN)
     plan.remove_tree(RUN, keep=set(entries) - {tgt.parts[-1] for tgt in files.values()})
     if plan.listdir(RUN.parent) == ["nat"] and not set(entries) - {tgt.parts[-1] for tgt in files.values()}:

@@ -9,13 +9,32 @@
 
 from __future__ import annotations
 
+import re
+
 from ansible_collections.netreach.tunnels.plugins.module_utils import _tunnel_proxy_hop, _tunnel_start
 
 
-def program_text(program) -> str:
-    """The text of a program that is a module of ours (_tunnel_proxy_hop, _tunnel_reaper), as it is installed on
-    the host. Through its loader: in a module run the file lies inside AnsiballZ's zip, where open() cannot reach it."""
-    return program.__loader__.get_data(program.__file__).decode("utf-8")
+FUTURE = "from __future__ import annotations\n"
+
+
+def source_text(module) -> str:
+    """The source of a module of ours. Through its loader: in a module run the file lies inside AnsiballZ's zip,
+    where open() cannot reach it."""
+    return module.__loader__.get_data(module.__file__).decode("utf-8")
+
+
+def program_text(program, *inlined) -> str:
+    """The text of a program that is a module of ours (_tunnel_proxy_hop, _tunnel_reaper, _tunnel_metrics), as it
+    is installed on the host: one file. Each module of INLINED (standard library only, like _textfile) replaces the
+    program's one-line `from MODULE import ...`, its text from after its `from __future__` line on."""
+    text = source_text(program)
+    for library in inlined:
+        line = re.search(rf"^from {re.escape(library.__name__)} import [^\n(]+\n", text, re.MULTILINE)
+        if line is None:
+            raise ValueError(f"{program.__name__} has no one-line import of {library.__name__} to inline")
+        body = source_text(library).split(FUTURE, 1)[1]
+        text = f"{text[:line.start()]}# inlined from {library.__name__.rpartition('.')[2]}.py{body}{text[line.end():]}"
+    return text
 
 
 PROXY_CONNECT = program_text(_tunnel_proxy_hop)

@@ -2,8 +2,9 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 #
 # Private module_utils of netreach.tunnels: the tunnel metrics, a program of its own. Not a public API.
-# ssh_tunnels installs this very file as /usr/local/lib/netreach/tunnel-metrics (_tunnel_helpers.program_text)
-# and runs it from netreach-tunnel-metrics.timer: `python3 tunnel-metrics DIRECTORY`. Standard library only.
+# ssh_tunnels installs this file, with _textfile.py inlined, as /usr/local/lib/netreach/tunnel-metrics
+# (_tunnel_helpers.program_text) and runs it from netreach-tunnel-metrics.timer: `python3 tunnel-metrics DIRECTORY`.
+# Standard library only.
 """netreach tunnel metrics: the state of this host's netreach tunnels as a node_exporter textfile.
 
 Every netreach tunnel on the host (a directory /etc/netreach/tunnels/NAME with the ssh_config ssh_tunnel wrote)
@@ -24,8 +25,9 @@ import re
 import socket
 import subprocess
 import sys
-import tempfile
 from dataclasses import dataclass, field
+
+from ansible_collections.netreach.tunnels.plugins.module_utils._textfile import exposition, labels, write_atomically
 
 CONFIG_DIR = "/etc/netreach/tunnels"
 UNIT = "netreach-tunnel@{}.service"
@@ -279,15 +281,6 @@ def measure(config: TunnelConfig, status: UnitStatus, established=session_establ
     return TunnelState(config, status, session_up, forwards_up)
 
 
-def escape(value: str) -> str:
-    """A label value in the text exposition format."""
-    return value.replace("\\", "\\\\").replace("\"", "\\\"").replace("\n", "\\n")
-
-
-def labels(**pairs: str) -> str:
-    return "{" + ",".join(f'{key}="{escape(value)}"' for key, value in pairs.items()) + "}"
-
-
 def render(states: list[TunnelState]) -> str:
     """The textfile: each metric's HELP and TYPE, then one sample per tunnel (per forward)."""
     samples = {name: [] for name, _type, _help in METRICS}
@@ -301,29 +294,7 @@ def render(states: list[TunnelState]) -> str:
         samples["netreach_tunnel_restarts_total"].append(f"{labels(tunnel=name)} {state.status.restarts}")
         since = int(state.status.started) if state.session_up else 0
         samples["netreach_tunnel_up_since_seconds"].append(f"{labels(tunnel=name)} {since}")
-    lines = []
-    for metric, kind, text in METRICS:
-        lines += [f"# HELP {metric} {text}", f"# TYPE {metric} {kind}"]
-        lines += [f"{metric}{sample}" for sample in samples[metric]]
-    return "\n".join(lines) + "\n"
-
-
-def write_atomically(directory: str, name: str, text: str) -> None:
-    """DIRECTORY/NAME replaced by TEXT in one rename: a reader sees the old file or the new one, whole."""
-    handle, scratch = tempfile.mkstemp(dir=directory, prefix=f".{name}.")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-            stream.flush()
-            os.fchmod(stream.fileno(), 0o644)
-            os.fsync(stream.fileno())
-        os.replace(scratch, os.path.join(directory, name))
-    except BaseException:
-        try:
-            os.unlink(scratch)
-        except OSError:
-            pass
-        raise
+    return exposition(METRICS, samples)
 
 
 def main(argv: list[str]) -> int:

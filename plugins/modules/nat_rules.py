@@ -149,6 +149,19 @@ options:
         change over a fresh connection. C(0) applies without the confirm step.
     type: int
     default: 30
+  metrics_dir:
+    description:
+      - node_exporter's textfile directory (Debian's is C(/var/lib/prometheus/node-exporter)). With it,
+        C(netreach-nat-metrics.timer) writes C(netreach_nat.prom) there every O(metrics_interval) seconds,
+        atomically - C(netreach_nat_applied) (1 while the kernel holds the table this module last confirmed, that is its
+        comment's digests match the kernel's listing; 0 when the table is gone or differs) and
+        C(netreach_nat_forwards) (the port forwards that table declares), both labelled C(table="inet netreach").
+      - A confirmed change records what the metrics compare with in C(/etc/netreach/nat-confirmed.json).
+      - Without it (the default), and with O(state=absent), the timer, its program, the record and the textfile it
+        wrote are removed, if present.
+      - The directory is made (0755) when it is missing; an absolute path of plain components.
+    type: path
+    version_added: 0.3.0
   confirm:
     description:
       - Internal, set by the action plugin only (a task that sets it fails). Confirms the change with this token
@@ -158,10 +171,13 @@ options:
     type: str
     version_added: 0.3.0
   state:
-    description: C(present) applies the declaration; C(absent) removes our table, boot state and sysctl.d file.
+    description: C(present) applies the declaration; C(absent) removes our table, boot state, sysctl.d file and
+      metrics timer.
     type: str
     choices: [present, absent]
     default: present
+extends_documentation_fragment:
+  - netreach.tunnels.metrics
 attributes:
   check_mode:
     description: Reports what would change (the rules before and after) and changes nothing.
@@ -186,6 +202,7 @@ EXAMPLES = r"""
     forward_policy: drop
     ip_forward: true
     rollback_timeout: 30
+    metrics_dir: /var/lib/prometheus/node-exporter
 
 - name: Remove the gateway's NAT table and its boot state
   netreach.tunnels.nat_rules:
@@ -225,6 +242,11 @@ neighbours:
       type: list
       elements: dict
       returned: always
+metrics:
+  description: Whether the metrics timer, its service or its program changed in this run.
+  returned: always
+  type: bool
+  version_added: 0.3.0
 confirmed:
   description: Whether a change of the kernel's table was confirmed over a fresh connection.
   returned: when a change was applied with O(rollback_timeout) greater than 0
@@ -238,6 +260,7 @@ rolled_back:
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.netreach.tunnels.plugins.module_utils._declaration import DeclarationError
 from ansible_collections.netreach.tunnels.plugins.module_utils._engine import Plan
+from ansible_collections.netreach.tunnels.plugins.module_utils._metrics_plan import metrics_argument_spec, parse_metrics
 from ansible_collections.netreach.tunnels.plugins.module_utils._nat import (
     check_rollback_timeout,
     nat_argument_spec,
@@ -247,7 +270,7 @@ from ansible_collections.netreach.tunnels.plugins.module_utils._nat_confirm impo
 
 
 def main() -> None:
-    module = AnsibleModule(argument_spec=nat_argument_spec(), supports_check_mode=True)
+    module = AnsibleModule(argument_spec=dict(nat_argument_spec(), **metrics_argument_spec()), supports_check_mode=True)
     params = module.params
     if params["confirm"] is not None:
         plan = Plan(module)
@@ -257,11 +280,13 @@ def main() -> None:
     from ansible_collections.netreach.tunnels.plugins.module_utils._nat_apply import plan_nat
     try:
         check_rollback_timeout(params["rollback_timeout"])
+        # Validated with state=absent too (which removes the metrics): a bad value fails either way.
+        metrics = parse_metrics(params["metrics_dir"], params["metrics_interval"])
         rules = parse_nat(params) if params["state"] == "present" else None
     except DeclarationError as exc:
         module.fail_json(msg=str(exc), field=exc.field)
     plan = Plan(module)
-    extras = plan_nat(plan, rules, params["persist"], params["rollback_timeout"])
+    extras = plan_nat(plan, rules, params["persist"], params["rollback_timeout"], metrics)
     # The action plugin takes pending_confirm off the result and confirms the change over a fresh connection.
     module.exit_json(**plan.commit(**extras))
 

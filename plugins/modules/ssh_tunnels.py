@@ -189,13 +189,9 @@ options:
       - Ignored with O(keys_only=true).
     type: path
     version_added: 0.3.0
-  metrics_interval:
-    description: Seconds between two runs of the metrics timer (1 to 3600).
-    type: int
-    default: 15
-    version_added: 0.3.0
 extends_documentation_fragment:
   - netreach.tunnels.attributes
+  - netreach.tunnels.metrics
 notes:
   - Tunnels not made by this collection are never touched, with O(exclusive) too.
   - The metrics program probes each tunnel (its unit runs and holds an established TCP connection; each local or
@@ -272,7 +268,8 @@ from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_many impo
     proxy_password,
     tunnel_argument_spec,
 )
-from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_metrics_plan import parse_metrics, plan_metrics
+from ansible_collections.netreach.tunnels.plugins.module_utils._metrics_plan import metrics_argument_spec, parse_metrics
+from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_metrics_plan import plan_metrics
 
 
 def main() -> None:
@@ -281,8 +278,7 @@ def main() -> None:
             tunnels=dict(type="list", elements="dict", default=[], options=tunnel_argument_spec()),
             exclusive=dict(type="bool", default=False),
             keys_only=dict(type="bool", default=False),
-            metrics_dir=dict(type="path"),
-            metrics_interval=dict(type="int", default=15),
+            **metrics_argument_spec(),
         ),
         supports_check_mode=True,
     )

@@ -113,6 +113,11 @@ class Kernel:
             self.active.add(next(arg for arg in args if arg.startswith("--unit="))[len("--unit="):] + ".timer")
         elif args[:2] == ["systemctl", "stop"]:
             self.active = {unit for unit in self.active if not re.fullmatch(args[2].replace("*", ".*"), unit)}
+        elif args[:2] in (["systemctl", "start"], ["systemctl", "restart"]):
+            self.active.add(args[2])
+        elif args[:3] == ["systemctl", "disable", "--now"]:
+            self.active.discard(args[3])
+            self.enabled.discard(args[3])
         elif args[:3] == ["systemctl", "is-active", "--quiet"]:
             return (0 if args[3] in self.active else 3), "", ""
         return 0, "", ""
@@ -149,11 +154,11 @@ class NatModule(FakeModule):
 
 
 def run(kernel: Kernel, check: bool = False, state: str = "present", persist: bool = True, timeout: int = 30,
-        **changes) -> tuple[dict, NatModule]:
+        metrics: tuple[str | None, int] = (None, 15), **changes) -> tuple[dict, NatModule]:
     module = NatModule(kernel, check_mode=check)
     rules = parse_nat({**DECLARED, **changes}) if state == "present" else None
     plan = Plan(module)
-    return plan.commit(**plan_nat(plan, rules, persist, timeout)), module
+    return plan.commit(**plan_nat(plan, rules, persist, timeout, metrics)), module
 
 
 def confirm(kernel: Kernel, result: dict, check: bool = False) -> tuple[dict, NatModule]:

@@ -43,8 +43,9 @@ def tunnel_up() -> dict:
     return {labels["tunnel"]: value for labels, value in series("netreach_tunnel_up")}
 
 
-def firing(alertname: str) -> set[str]:
-    return {alert["labels"].get("tunnel") for alert in api("/api/v1/alerts")["alerts"]
+def firing(alertname: str, label: str = "tunnel") -> set[str]:
+    """The LABEL values of ALERTNAME's firing alerts."""
+    return {alert["labels"].get(label) for alert in api("/api/v1/alerts")["alerts"]
             if alert["labels"]["alertname"] == alertname and alert["state"] == "firing"}
 
 

@@ -13,7 +13,7 @@ from ansible_collections.netreach.tunnels.plugins.module_utils._session import S
 from ansible_collections.netreach.tunnels.plugins.module_utils._session_apply import session_targets
 from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel import parse_identity, parse_request
 from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_fleet import client_entries
-from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_metrics_plan import parse_metrics
+from ansible_collections.netreach.tunnels.plugins.module_utils._metrics_plan import parse_metrics
 from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_server import parse_entries, parse_server
 
 TUNNEL = dict(
@@ -353,6 +353,14 @@ for bad in [0, -1, 3601, 10 ** 9]:
     CASES.append(("ssh_tunnels", {"tunnels": [], "metrics_dir": "/var/lib/prometheus/node-exporter",
                                   "metrics_interval": bad}, "metrics_interval"))
 
+# issue 16 (gateway metrics): nat_rules' textfile directory and interval, refused with state=absent too.
+for bad in ["relative/dir", "/var/lib/../etc", "/", "/var/lib/node exporter", "/var/lib/x\nExecStart=/bin/sh",
+            "/var//lib", "/var/lib/-x;id"]:
+    nat_case("metrics_dir", metrics_dir=bad)
+nat_case("metrics_dir", metrics_dir="relative/dir", state="absent")
+for bad in [0, -1, 3601, 10 ** 9]:
+    nat_case("metrics_interval", metrics_dir="/var/lib/prometheus/node-exporter", metrics_interval=bad)
+
 # tunnels: rollback_timeout (issue 16): negative, below the floor of 10 s, huge.
 for bad in (-1, -3600, 1, 9, 3601, 86400, 10 ** 12):
     tunnel_case("rollback_timeout", rollback_timeout=bad)
@@ -370,7 +378,8 @@ def run_case(module: str, params: dict):
     if module == "ssh_tunnels":
         return parse_metrics(params.get("metrics_dir"), params.get("metrics_interval", 15))
     if module == "nat_rules":
-        return parse_nat(params)
+        parse_metrics(params.get("metrics_dir"), params.get("metrics_interval", 15))
+        return parse_nat(params) if params.get("state", "present") == "present" else None
     if module == "client_proxy":
         parse_targets(params)
         return parse_proxy_settings(params) if params.get("state", "present") == "present" else None

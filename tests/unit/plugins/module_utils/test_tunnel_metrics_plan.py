@@ -3,17 +3,27 @@ missing, a new interval restarting the timer, metrics off removing all of it, an
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 import pytest
 
-from ansible_collections.netreach.tunnels.plugins.module_utils import _tunnel_metrics
+from ansible_collections.netreach.tunnels.plugins.module_utils import _textfile, _tunnel_metrics
 from ansible_collections.netreach.tunnels.plugins.module_utils import _tunnel_metrics_plan as mplan
 from ansible_collections.netreach.tunnels.plugins.module_utils._declaration import DeclarationError
+from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_helpers import program_text
 from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_many import SharedPlan
 from fakehost import FakeModule, snapshot
 from test_tunnel_plan import Units, changing_commands, real
 
 DIR = "/var/lib/prometheus/node-exporter"
+
+
+def assert_standalone(program: str) -> None:
+    """The installed program runs with python3 alone (-I: no PYTHONPATH, so no collection to import from): its
+    usage line and exit code 2 for no directory."""
+    done = subprocess.run([sys.executable, "-I", program], capture_output=True, text=True, check=False)
+    assert done.returncode == 2 and done.stderr.startswith("usage: "), done.stderr
 
 
 def run(tmp_path, directory, interval=15, check=False, units=None):
@@ -39,7 +49,8 @@ def test_the_metrics_timer_goes_through_the_four_steps(tmp_path):
     assert "OnUnitActiveSec=15s\n" in timer
     program = real(tmp_path, "/usr/local/lib/netreach/tunnel-metrics")
     with open(program, encoding="utf-8") as handle:
-        assert handle.read() == open(_tunnel_metrics.__file__, encoding="utf-8").read()
+        assert handle.read() == program_text(_tunnel_metrics, _textfile)
+    assert_standalone(program)
     assert os.stat(program).st_mode & 0o777 == 0o755
     # The missing textfile directory is made, every level 0755.
     for level in ("/var/lib", "/var/lib/prometheus", DIR):
