@@ -106,7 +106,7 @@ def test_a_silent_path_is_reported_once_and_used_as_soon_as_it_answers(capfd):
         server.bind(("127.0.0.1", 0))
         server.listen(0)
         port = server.getsockname()[1]
-        fillers = [socket.socket() for _ in range(3)]
+        fillers = [socket.socket() for _filler in range(3)]
         for filler in fillers:
             filler.setblocking(False)
             filler.connect_ex(("127.0.0.1", port))
@@ -145,7 +145,7 @@ def test_a_silent_path_is_reported_once_and_used_as_soon_as_it_answers(capfd):
 
 
 def run_program(args: list[str], runtime, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-I", "-S", PROGRAM, *args], capture_output=True, text=True, timeout=30,
+    return subprocess.run([sys.executable, "-I", "-S", PROGRAM, *args], capture_output=True, text=True, timeout=30, check=False,
                           env={"RUNTIME_DIRECTORY": str(runtime), "INVOCATION_ID": "abc123", **(env or {})})
 
 
@@ -157,7 +157,7 @@ def test_the_connected_socket_becomes_the_command_stdin_and_stdout(tmp_path):
         answered = {}
 
         def serve():
-            conn, _ = server.accept()
+            conn, _address = server.accept()
             with conn:
                 answered["got"] = conn.recv(100)
                 conn.sendall(b"hello from the server")
