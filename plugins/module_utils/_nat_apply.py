@@ -74,7 +74,8 @@ def plan_nat(plan: Plan, rules: NatRules | None, persist: bool, rollback_timeout
              metrics: tuple[str | None, int] = (None, 15)) -> dict:
     """Add the steps of one run to PLAN; METRICS: the textfile directory (None: no metrics) and the interval of
     the metrics timer. Returns the result's extras: our table as the kernel will list it ("" when absent), the
-    gateway's neighbours and whether the metrics timer changed."""
+    gateway's neighbours, whether the declared flows' state changed (the kernel's table, its boot state or a
+    neighbour's configuration; what status.yml calls drift) and whether the metrics timer changed."""
     nft = plan.module.get_bin_path("nft", required=True)
     ruleset = read_ruleset(plan, nft)
     around = read_neighbours(plan, ruleset)
@@ -104,10 +105,12 @@ def plan_nat(plan: Plan, rules: NatRules | None, persist: bool, rollback_timeout
         texts = (current_text, desired_text) if kernel_changed else None
         plan_transaction(plan, nft, replace if kernel_changed else None, current_text, boot_rules, texts,
                          boot_changed, rollback_timeout if kernel_changed else 0, record if armed else None)
+    # The metrics and their record are not the flows: a gateway whose only pending change is them has not drifted.
+    flows_changed = plan.changed
     if record is None or not armed:
         plan.file(CONFIRMED, record, 0o644)
     metrics_changed = plan_nat_metrics(plan, directory, metrics[1])
-    return {"table": desired_text, "neighbours": around, "metrics": metrics_changed}
+    return {"table": desired_text, "neighbours": around, "flows_changed": flows_changed, "metrics": metrics_changed}
 
 
 def read_ruleset(plan: Plan, nft: str) -> list:

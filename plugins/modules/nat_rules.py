@@ -242,6 +242,13 @@ neighbours:
       type: list
       elements: dict
       returned: always
+flows_changed:
+  description: Whether the declared flows' state changed in this run (or would, in check mode) - the kernel's table,
+    its boot state, the sysctl or a neighbour's configuration; the metrics timer and its record apart.
+    C(playbooks/status.yml) calls a gateway drifted when this is true.
+  returned: always
+  type: bool
+  version_added: 0.3.0
 metrics:
   description: Whether the metrics timer, its service or its program changed in this run.
   returned: always

@@ -106,6 +106,17 @@ def test_a_gateway_whose_neighbour_drops_the_declared_flows_is_drifted():
     assert row["state"] == "drifted (another table drops the declared flows)" and not row["in_sync"]
 
 
+def test_a_gateway_whose_only_pending_change_is_its_metrics_timer_is_applied():
+    # The status run uses the role's defaults (metrics on); a gateway applied without them is not drifted for that.
+    forwards = [{"port": 8080, "to": "10.0.0.5:80"}]
+    hostvars = {"quiet": {"gateway_port_forwards": forwards,
+                          "gateway_result": {"changed": True, "flows_changed": False, "metrics": True}},
+                "moved": {"gateway_port_forwards": forwards,
+                          "gateway_result": {"changed": True, "flows_changed": True, "metrics": False}}}
+    assert [(row["gateway"], row["state"]) for row in gateway_forward_rows(hostvars, ["quiet", "moved"])] == [
+        ("moved", "drifted (a run would change the table)"), ("quiet", "applied")]
+
+
 def labels(page: str):
     """Every label of the report's picture: (its lines, font size, the width and height it must fit)."""
     svg = ET.fromstring(page[page.index("<svg"):page.index("</svg>") + 6])

@@ -35,7 +35,7 @@ def record(tmp_path) -> dict | None:
 def test_the_metrics_go_through_the_four_steps_and_the_record_waits_for_the_confirmation(kernel, tmp_path):
     before = snapshot(str(tmp_path))
     checked, module = run(kernel, check=True, metrics=METRICS)
-    assert checked["changed"] and checked["metrics"] and snapshot(str(tmp_path)) == before
+    assert checked["changed"] and checked["metrics"] and checked["flows_changed"] and snapshot(str(tmp_path)) == before
     assert not [c for c in module.commands if c[:2] in (["systemctl", "start"], ["systemctl", "enable"])]
     applied, module = run(kernel, metrics=METRICS)
     assert applied["metrics"] and set(applied) == set(checked) | {"pending_confirm"}
@@ -90,8 +90,11 @@ def test_a_new_declaration_counts_once_confirmed_and_a_table_put_right_matches_a
 
 def test_metrics_turned_on_for_a_table_already_in_place_record_it_at_once(kernel, tmp_path):
     confirm(kernel, run(kernel)[0])
+    checked, _module = run(kernel, check=True, metrics=METRICS)
+    # What status.yml reads: only the metrics would change, the flows are as declared (no drift).
+    assert checked["changed"] and checked["metrics"] and not checked["flows_changed"]
     result, _module = run(kernel, metrics=METRICS)
-    assert result["changed"] and "pending_confirm" not in result
+    assert result["changed"] and "pending_confirm" not in result and not result["flows_changed"]
     assert _nat_metrics.applied(record(tmp_path), kernel.table)
 
 
