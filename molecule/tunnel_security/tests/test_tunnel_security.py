@@ -336,6 +336,21 @@ def test_an_existing_tunnel_account_given_a_shell_and_a_password_is_locked_again
     assert wait_until(lambda: web_answers("client"), UP_TIMEOUT) is not None, "the tunnels stopped"
 
 
+def test_an_ordinary_account_is_never_made_a_tunnel_account():
+    """A person's account (uid from UID_MIN up, a shell, a password) listed as a tunnel account: the module refuses
+    it naming accounts, and neither the account nor the server's files change."""
+    bastion = lab_host("bastion")
+    bastion.run_test("id netreach-person || useradd --create-home --shell /bin/bash "
+                     "--password '$6$netreach$notarealhashnotarealhash' netreach-person")
+    before = (bastion.check_output("getent passwd netreach-person"), bastion.check_output("passwd -S netreach-person"),
+              bastion.check_output(SERVER_SNAPSHOT))
+    result = server_module({"accounts": ["tunnel", "netreach-person"], "create_accounts": True, "managed_clients": []})
+    print(f"\nan ordinary account as a tunnel account: {result.get('msg')}")
+    assert result.get("failed") and result.get("field") == "accounts" and "ordinary account" in result["msg"], result
+    assert (bastion.check_output("getent passwd netreach-person"), bastion.check_output("passwd -S netreach-person"),
+            bastion.check_output(SERVER_SNAPSHOT)) == before
+
+
 # --- failures say why -----------------------------------------------------------------------------------------
 
 PROXY_PORT = 8888

@@ -45,7 +45,4 @@ ROWS: list[tuple[str, dict, str]] = [
     ("client_session", {**SESSION, "format": "putty"}, "name"),
     ("tunnel_server", {"accounts": ["trapacct"], "entries": [{**ENTRY, "account": "trapacct"}]}, "accounts"),
     ("tunnel_server", {"accounts": ["trapacct"], "entries": [], "state": "absent"}, "accounts"),
-    # An ordinary account (a person's, uid from UID_MIN up, with a shell) is never locked into a tunnel account.
-    ("tunnel_server", {"accounts": ["trapacct"], "create_accounts": True, "entries": [{**ENTRY, "account": "trapacct"}]},
-     "accounts"),
 ]
