@@ -137,7 +137,6 @@ fleet_case("laptop: tunnel_client_tunnels[0].jump_hosts[0]",
            {"name": "news", "server": "n", "jump_hosts": ["bastion:0"], "local_forwards": ["1:h:1"]})
 
 
-
 # The role's account checks, made by the module before anything changes (its only task): root is never a tunnel
 # account, and every account a tunnel logs in to (its user, a jump host's user) is one of tunnel_server_accounts.
 def role_accounts_case(field: str, accounts: list, declaration: dict) -> None:

@@ -74,8 +74,8 @@ def test_a_new_account_is_reported_in_check_mode_then_created_locked_and_shell_l
     assert accounts.line("tunnel")[6] == NOLOGIN and accounts.line("tunnel", "shadow")[1] == "!"
     for check in (True, False):
         changed, again, module = run(tmp_path, accounts, check=check)
-        assert not changed and not again["changed"] and module.commands == [] and again["diff"] == {"before": "",
-                                                                                                     "after": ""}
+        assert not changed and not again["changed"] and module.commands == []
+        assert again["diff"] == {"before": "", "after": ""}
 
 
 def test_a_new_account_joins_the_group_of_its_name_when_that_exists(tmp_path):
