@@ -5,9 +5,9 @@
 # host. Not a public API; it may change at any time.
 """Plan typed steps, report them (check mode, diff with secrets masked), and only then carry them out, confined.
 
-A module parses its declaration, then adds steps to a Plan: files, directories, removals, a system user, unit
-states, commands, consumer read-backs and a confirmed transaction. Every path a step touches is a Target: a
-root the module owns plus validated name parts. The engine resolves a Target one component at a time with
+A module parses its declaration, then adds steps to a Plan: files, directories, removals, a system user, a locked
+account (created or locked again, then read back), unit states (one `systemctl show` per plan), commands,
+consumer read-backs and a confirmed transaction. Every path a step touches is a Target: a root the module owns plus validated name parts. The engine resolves a Target one component at a time with
 O_NOFOLLOW below its root, so a symbolic link anywhere under the root is refused, never followed: at plan time
 and again at the moment of each write, rename or unlink (a path that became a link between the two is caught).
 `commit()` holds the only check-mode guard and builds the one result shape every module returns.
@@ -20,17 +20,23 @@ import os
 import shutil
 import tempfile
 
+from ansible_collections.netreach.tunnels.plugins.module_utils._declaration import USER_RE
 from ansible_collections.netreach.tunnels.plugins.module_utils._engine_fs import (
     COMPONENT_RE,
+    Account,
     ConfinementError,
     Host,
     Target,
+    group_exists,
     ids,
+    read_account,
     target,
     target_of,
     user_exists,
 )
 from ansible_collections.netreach.tunnels.plugins.module_utils._engine_steps import (
+    NOLOGIN,
+    AccountStep,
     CommandStep,
     DirStep,
     DisarmStep,
@@ -48,6 +54,11 @@ __all__ = ["ConfinementError", "FileStep", "Plan", "Step", "Target", "Transactio
            "user_exists"]
 
 MASK = "********"
+# What one `systemctl show` of a plan asks of every unit; UnitFileState values `systemctl is-enabled` exits 0 for.
+UNIT_PROPERTIES = ("ActiveState", "UnitFileState", "LoadState")
+ENABLED_STATES = frozenset({"enabled", "enabled-runtime", "static", "alias", "indirect", "generated", "transient"})
+# Where the account step makes a new account's home (useradd's default HOME on Debian).
+HOME_BASE = "/home"
 
 
 # --- the plan ---------------------------------------------------------------------------------------------
@@ -65,6 +76,10 @@ class Plan:
         self._scratch: str | None = None
         # Commands that undo an armed change whose module fails before handing it over (see undo_on_failure).
         self._undo: list[list[str]] = []
+        # The units' properties, read at plan time (nothing runs before the commit): one `systemctl show` for the
+        # first unit asked about and every unit announced by expect_units() before it.
+        self._units: dict[str, dict[str, str]] = {}
+        self._expected: list[str] = []
 
     # --- masking and failing: one place ----------------------------------------------------------------
     def add_secrets(self, *values: str | None) -> None:
@@ -124,11 +139,34 @@ class Plan:
         """A read-only command (systemctl show, nft list, nft -c -f /dev/stdin with DATA): runs in check mode too."""
         return self.module.run_command(args, data=data)
 
+    def expect_units(self, *units: str) -> None:
+        """UNITS will be asked about (unit_state, unit_loaded): they are read with the first one asked."""
+        self._expected.extend(unit for unit in units if unit not in self._expected)
+
+    def _unit_properties(self, unit: str) -> dict[str, str]:
+        if unit not in self._units:
+            batch = list(dict.fromkeys([unit, *(name for name in self._expected if name not in self._units)]))
+            rc, out, _err = self.query(["systemctl", "show", f"--property={','.join(UNIT_PROPERTIES)}", *batch])
+            # One block per unit, in the order given, separated by blank lines. No systemd (or an answer of
+            # another shape): nothing is active, enabled or loaded.
+            blocks = [dict(line.partition("=")[::2] for line in block.splitlines() if "=" in line)
+                      for block in out.strip().split("\n\n")] if rc == 0 else []
+            self._units.update(zip(batch, blocks if len(blocks) == len(batch) else [{} for _name in batch]))
+        return self._units[unit]
+
     def unit_state(self, unit: str) -> tuple[bool, bool]:
-        """(active, enabled) of UNIT; "activating" counts as active: a unit between two attempts is started."""
-        state = self.query(["systemctl", "show", "--property=ActiveState", "--value", unit])[1].strip()
-        enabled = self.query(["systemctl", "is-enabled", "--quiet", unit])[0] == 0
-        return state in ("active", "activating", "reloading"), enabled
+        """(active, enabled) of UNIT; "activating" counts as active: a unit between two attempts is started.
+        Enabled as `systemctl is-enabled` says (static, indirect, generated... included)."""
+        properties = self._unit_properties(unit)
+        return (properties.get("ActiveState") in ("active", "activating", "reloading"),
+                properties.get("UnitFileState") in ENABLED_STATES)
+
+    def unit_loaded(self, unit: str) -> bool:
+        """Whether systemd knows UNIT (its file exists), from the same `systemctl show` as unit_state."""
+        return self._unit_properties(unit).get("LoadState") == "loaded"
+
+    def account(self, name: str) -> Account | None:
+        return read_account(self.host, name)
 
     # --- planning ---------------------------------------------------------------------------------------
     def _add(self, step: Step) -> Step:
@@ -221,6 +259,48 @@ class Plan:
                               ["useradd", "--system", "--user-group", "--home-dir", home, "--no-create-home",
                                "--shell", "/usr/sbin/nologin", name]))
         return True
+
+    def locked_account(self, name: str, field_name: str = "accounts") -> bool:
+        """NAME is a dedicated system account that cannot log in: shell /usr/sbin/nologin, password locked, a home
+        (made at creation: HOME_BASE/NAME) for its authorized_keys. A new one is created; an existing system account
+        with a login shell or a usable password is brought to that state. An existing ordinary account (uid 0, or
+        from the host's UID_MIN up) is refused, naming FIELD_NAME: locking it would lock a person or an admin out."""
+        if not isinstance(name, str) or not USER_RE.fullmatch(name) or name == "root":
+            self.fail(field_name, f"{field_name}: {name!r} is not a tunnel account name (a user name, never root)")
+        account = self.account(name)
+        if account is None:
+            home = f"{HOME_BASE}/{name}"
+            group = ["--gid", name] if group_exists(self.host, name) else ["--user-group"]
+            self._add(AccountStep(f"account {name}", True, "",
+                                  f"# account {name}: created, locked, shell {NOLOGIN}, home {home}\n", name,
+                                  field_name, ["useradd", "--system", *group, "--create-home", "--home-dir", home,
+                                               "--shell", NOLOGIN, name]))
+            return True
+        uid_min = self._uid_min()
+        if account.uid == 0 or account.uid >= uid_min:
+            self.fail(field_name, f"{field_name}: {name} is an existing ordinary account (uid {account.uid}; system "
+                                  f"accounts are below {uid_min}); a tunnel account must be a dedicated system "
+                                  "account, so it is not locked nor its shell taken away: choose another name")
+        if account.shell == NOLOGIN and account.locked:
+            return False
+        args, changes = ["usermod"], []
+        if account.shell != NOLOGIN:
+            args += ["--shell", NOLOGIN]
+            changes.append(f"shell {account.shell} -> {NOLOGIN}")
+        if not account.locked:
+            args.append("--lock")
+            changes.append("password locked")
+        self._add(AccountStep(f"account {name}", True, f"# account {name}: {account}\n",
+                              f"# account {name}: existing, brought to the locked state: {', '.join(changes)}\n",
+                              name, field_name, [*args, name]))
+        return True
+
+    def _uid_min(self) -> int:
+        for line in (self.read_foreign("/etc/login.defs") or "").splitlines():
+            words = line.split()
+            if len(words) == 2 and words[0] == "UID_MIN" and words[1].isdigit():
+                return int(words[1])
+        return 1000
 
     def command(self, args: list[str], label: str = "", changed: bool = True, after_changes: bool = False,
                 check: bool = True, data: str | None = None) -> bool:

@@ -217,6 +217,60 @@ class Host:
             return None
 
 
+@dataclass(frozen=True)
+class Account:
+    """A local account as the engine's account step sees it."""
+
+    name: str
+    uid: int
+    home: str
+    shell: str
+    locked: bool  # the password field starts with '!' (passwd -S shows L)
+
+    def __str__(self) -> str:
+        return f"uid {self.uid}, home {self.home}, shell {self.shell}, password {'locked' if self.locked else 'usable'}"
+
+
+def read_account(host: Host, name: str) -> Account | None:
+    """NAME's account (None: no such account). The host's own user database (NSS) on '/'; in unit tests a fake
+    root's etc/passwd (a fake root without one stands on the machine's accounts). The password's state comes from
+    /etc/shadow (the passwd field when shadow has no line)."""
+    passwd = None if host.fs_root == "/" else host.read_foreign("/etc/passwd")
+    if passwd is None:
+        try:
+            entry = pwd.getpwnam(name)
+        except KeyError:
+            return None
+        fields = [entry.pw_name, entry.pw_passwd, str(entry.pw_uid), str(entry.pw_gid), "", entry.pw_dir,
+                  entry.pw_shell]
+    else:
+        fields = _line_of(passwd, name, 7)
+        if fields is None:
+            return None
+    shadow = _line_of(host.read_foreign("/etc/shadow"), name, 2)
+    password = shadow[1] if shadow else fields[1]
+    return Account(name, int(fields[2]), fields[5], fields[6], password.startswith("!"))
+
+
+def _line_of(text: str | None, name: str, width: int) -> list[str] | None:
+    for line in (text or "").splitlines():
+        fields = line.split(":")
+        if len(fields) >= width and fields[0] == name:
+            return fields
+    return None
+
+
+def group_exists(host: Host, name: str) -> bool:
+    groups = None if host.fs_root == "/" else host.read_foreign("/etc/group")
+    if groups is not None:
+        return _line_of(groups, name, 3) is not None
+    try:
+        grp.getgrnam(name)
+        return True
+    except KeyError:
+        return False
+
+
 def ids(owner: str, group: str | None = None) -> tuple[int, int] | None:
     """(uid, gid) of OWNER (and GROUP, else OWNER's primary group); None while either does not exist."""
     try:

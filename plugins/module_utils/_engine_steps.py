@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING
 
 from ansible_collections.netreach.tunnels.plugins.module_utils._engine_fs import Target, user_exists
 
+NOLOGIN = "/usr/sbin/nologin"
+
 if TYPE_CHECKING:  # the plan runs the steps; the steps only name it
     from ansible_collections.netreach.tunnels.plugins.module_utils._engine import Plan
 
@@ -106,6 +108,23 @@ class RequireStep(Step):
     def run(self, plan: Plan) -> None:
         if not user_exists(self.user):
             plan.fail(self.field_name, f"{self.field_name}: the user {self.user} does not exist on this host")
+
+
+@dataclass
+class AccountStep(Step):
+    """A tunnel account brought to the locked, shell-less state by ARGS (useradd or usermod), then read back: the
+    run fails unless the account exists with the shell NOLOGIN and a locked password."""
+
+    user: str = ""
+    field_name: str = "accounts"
+    args: list[str] = field(default_factory=list)
+
+    def run(self, plan: Plan) -> None:
+        plan.run(self.args)
+        account = plan.account(self.user)
+        if account is None or account.shell != NOLOGIN or not account.locked:
+            plan.fail(self.field_name, f"{self.field_name}: {self.args[0]} ran, but the account {self.user} is not "
+                                       f"locked with the shell {NOLOGIN}: {account}")
 
 
 @dataclass

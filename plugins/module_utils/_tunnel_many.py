@@ -156,6 +156,8 @@ def plan_tunnels(plan: Plan, items: list, requests: list, exclusive: bool) -> di
     absent = {request: item for request, item in pairs if isinstance(request, str)}
     undeclared = sorted(set(unit_names(plan)) - set(params) - set(absent)) if exclusive else []
     _check_binds(plan, tunnels, set(absent) | set(undeclared))
+    # Every tunnel's unit state comes from one `systemctl show` of all their units.
+    plan.expect_units(*(tunnel.unit for tunnel in tunnels))
     for tunnel in tunnels:
         check_systemd(plan, params[tunnel.name]["state"])
     ledger = Ledger(plan)

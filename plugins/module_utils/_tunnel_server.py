@@ -237,6 +237,7 @@ class ServerDeclaration:
     absent: bool
     ports: tuple[int, ...] = ()  # sshd's listening ports; () leaves them to sshd_config
     rollback_timeout: int = 0  # seconds a change waits for the controller's confirmation; 0: applied at once
+    create_accounts: bool = False  # make the accounts locked, shell-less system accounts (the engine's account step)
 
 
 def parse_entries(values: list) -> list[Entry]:
@@ -344,7 +345,14 @@ def parse_server(params: dict) -> ServerDeclaration:
                              _client_set(params.get("known_clients"), "known_clients"),
                              parse_dropin(params.get("sshd_dropin")), reaper=bool(params.get("reaper", True)),
                              absent=params.get("state") == "absent", ports=parse_ports(params.get("ports")),
-                             rollback_timeout=parse_rollback_timeout(params.get("rollback_timeout", 0)), **numbers)
+                             rollback_timeout=parse_rollback_timeout(params.get("rollback_timeout", 0)),
+                             create_accounts=_flag(params.get("create_accounts", False), "create_accounts"), **numbers)
+
+
+def _flag(value, field_name: str) -> bool:
+    if not isinstance(value, bool):
+        raise DeclarationError(field_name, "must be true or false")
+    return value
 
 
 # --- authorized_keys, merged and read back ----------------------------------------------------------------

@@ -17,12 +17,11 @@ put back by the host, which reloads sshd again.
 
 from __future__ import annotations
 
-import pwd
 import re
 
 from ansible_collections.netreach.tunnels.plugins.module_utils import _tunnel_reaper
 from ansible_collections.netreach.tunnels.plugins.module_utils._declaration import USER_RE
-from ansible_collections.netreach.tunnels.plugins.module_utils._engine import Plan, target, user_exists
+from ansible_collections.netreach.tunnels.plugins.module_utils._engine import HOME_BASE, Plan, target
 from ansible_collections.netreach.tunnels.plugins.module_utils._engine_rollback import arm_files, plan_support
 from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_apply import helper_target, unit_target
 from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_helpers import program_text
@@ -49,7 +48,15 @@ def dropin_target(name: str):
 
 
 def sshd_unit(plan: Plan) -> str:
-    return "ssh.service" if plan.query(["systemctl", "cat", "ssh.service"])[0] == 0 else "sshd.service"
+    return "ssh.service" if plan.unit_loaded("ssh.service") else "sshd.service"
+
+
+def account_home(plan: Plan, server: ServerDeclaration, account: str) -> str | None:
+    """ACCOUNT's home: where it is, or where the account step makes it; None: no such account (yet)."""
+    found = plan.account(account)
+    if found is not None:
+        return found.home
+    return f"{HOME_BASE}/{account}" if server.create_accounts and not server.absent else None
 
 
 def plan_dropin(plan: Plan, server: ServerDeclaration, content: str | None, reload: bool = True) -> bool:
@@ -83,8 +90,7 @@ def plan_armed(plan: Plan, server: ServerDeclaration, start: int, reload: bool) 
 
 def plan_authorized_keys(plan: Plan, server: ServerDeclaration, account: str, remove_all: bool) -> list[str]:
     """One account's authorized_keys; returns the labels of our entries there."""
-    home = pwd.getpwnam(account).pw_dir
-    tgt = target(home, ".ssh", "authorized_keys", field="accounts")
+    tgt = target(account_home(plan, server, account), ".ssh", "authorized_keys", field="accounts")
     current = plan.read(tgt)
     entries = [entry for entry in server.entries if entry.account == account]
     content, labels = merge_authorized_keys(current, entries, server.managed_clients, server.known_clients,
@@ -115,8 +121,13 @@ def plan_reaper(plan: Plan, accounts: tuple[str, ...], enabled: bool) -> None:
 
 def plan_server(plan: Plan, server: ServerDeclaration) -> dict:
     """Every change of the server end; returns the module's extra results."""
+    # The units this plan asks about, read in one `systemctl show`.
+    plan.expect_units("ssh.service", REAPER_UNIT)
     for account in server.accounts:
-        if not server.absent and not user_exists(account):
+        if server.create_accounts and not server.absent:
+            # First: the steps after these write into the accounts' homes (owned by them).
+            plan.locked_account(account, "accounts")
+        elif not server.absent and plan.account(account) is None:
             # Another task makes it (in check mode it may not exist yet): by the commit it must.
             plan.require_user(account, "accounts", f"authorized_keys of the tunnel account {account}")
     # Accounts the drop-in restricted before but no longer named: their entries go too.
@@ -127,8 +138,9 @@ def plan_server(plan: Plan, server: ServerDeclaration) -> dict:
     declared = {entry.label.partition(":")[2] for entry in server.entries}
     kept = []
     for account in server.accounts:
-        if not server.absent and user_exists(account):
-            current = plan.read(target(pwd.getpwnam(account).pw_dir, ".ssh", "authorized_keys", field="accounts"))
+        found = None if server.absent else plan.account(account)
+        if found is not None:
+            current = plan.read(target(found.home, ".ssh", "authorized_keys", field="accounts"))
             merged, _labels = merge_authorized_keys(current, [], server.managed_clients, server.known_clients)
             kept += kept_entries(merged, account, declared)
     policies = account_policies([*server.entries, *kept], list(server.accounts))
@@ -140,10 +152,12 @@ def plan_server(plan: Plan, server: ServerDeclaration) -> dict:
     start = len(plan.steps)
     reloaded = plan_dropin(plan, server, dropin, reload=not armed)
     authorized = {}
-    for account in [*server.accounts, *retired]:
-        if user_exists(account):
-            authorized[account] = plan_authorized_keys(plan, server, account,
-                                                       server.absent or account in retired)
+    for account in server.accounts:
+        if account_home(plan, server, account) is not None:
+            authorized[account] = plan_authorized_keys(plan, server, account, server.absent)
+    for account in retired:
+        if plan.account(account) is not None:
+            authorized[account] = plan_authorized_keys(plan, server, account, True)
     if armed and any(step.changed for step in plan.steps[start:]):
         plan_armed(plan, server, start, reloaded)
     plan_reaper(plan, server.accounts, enabled=not server.absent and server.reaper)

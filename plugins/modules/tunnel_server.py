@@ -33,10 +33,29 @@ options:
     elements: dict
     default: []
   accounts:
-    description: Tunnel accounts of this host (they must exist); each gets a C(Match User) block.
+    description:
+      - Tunnel accounts of this host; each gets a C(Match User) block. Never V(root). Every account an entry of
+        O(entries) logs in to must be listed here, or the task fails naming the entry (C(entries[N].account))
+        before anything changes, so an admin account is never turned into a tunnel account.
+      - They must exist unless O(create_accounts) makes them.
     type: list
     elements: str
     required: true
+  create_accounts:
+    description:
+      - Make each of O(accounts) a dedicated system account that cannot log in, before its C(authorized_keys) is
+        written. A missing one is created (C(useradd --system), home C(/home/NAME) created, shell
+        C(/usr/sbin/nologin), password locked); an existing system account with a login shell or a usable
+        password gets the shell C(/usr/sbin/nologin) and a locked password (C(usermod)), which the diff says. The
+        account is read back afterwards, and the task fails if it is not in that state.
+      - An existing ordinary account (uid 0, or uid at least C(UID_MIN) of C(/etc/login.defs)) is refused, naming
+        O(accounts), before anything changes. It belongs to a person or an admin, who would be locked out.
+      - Ignored with O(state=absent) (the accounts stay). The P(netreach.tunnels.tunnel_server#role) role sets it.
+      - V(false) leaves the accounts to another task; they must then exist when the module runs (in check mode a
+        missing one is reported as a change).
+    type: bool
+    default: false
+    version_added: 0.3.0
   managed_clients:
     description:
       - Clients this run speaks for. Their entries become exactly O(entries); entries of other clients already on
@@ -113,13 +132,15 @@ notes:
   - Each account's C(authorized_keys) is C(~/.ssh/authorized_keys) of its home; a symbolic C(~/.ssh) or
     C(authorized_keys) is refused, never followed. O(accounts) and O(sshd_dropin) are validated alike for
     O(state=present) and O(state=absent).
-  - In check mode, an account that does not exist yet (the role creates it in the same run) is reported as a change.
+  - In check mode, an account that does not exist yet is reported as a change (with O(create_accounts), as the
+    account to be created).
 """
 
 EXAMPLES = r"""
-- name: Authorise a client's news tunnel on the bastion, nothing more
+- name: Authorise a client's news tunnel on the bastion, nothing more, in a locked account made for it
   netreach.tunnels.tunnel_server:
     accounts: [tunnel]
+    create_accounts: true
     entries:
       - account: tunnel
         client: laptop1
@@ -192,6 +213,7 @@ def main() -> None:
         argument_spec=dict(
             entries=dict(type="list", elements="dict", default=[]),
             accounts=dict(type="list", elements="str", required=True),
+            create_accounts=dict(type="bool", default=False),
             managed_clients=dict(type="list", elements="str"),
             known_clients=dict(type="list", elements="str"),
             client_alive_interval=dict(type="int", default=15),

@@ -59,3 +59,19 @@ def snapshot(root: str) -> dict[str, tuple]:
                 with open(path, "rb") as stream:
                     state[path] = ("file", info.st_mode & 0o7777, info.st_uid, stream.read())
     return state
+
+
+def unit_properties(active: bool, enabled: bool, loaded: bool = True) -> dict[str, str]:
+    """What `systemctl show` prints of a unit for the properties the engine asks (Plan.unit_state)."""
+    return {"ActiveState": "active" if active else "inactive", "UnitFileState": "enabled" if enabled else "disabled",
+            "LoadState": "loaded" if loaded else "not-found"}
+
+
+def systemctl_show(properties):
+    """An answer to `systemctl show --property=... UNIT...`: one block per unit, in the order given, separated by
+    blank lines, as systemd prints them; PROPERTIES(unit) gives a unit's (see unit_properties)."""
+    def answer(args):
+        units = [arg for arg in args[2:] if not arg.startswith("--")]
+        blocks = ["\n".join(f"{key}={value}" for key, value in properties(unit).items()) for unit in units]
+        return 0, "\n\n".join(blocks) + "\n", ""
+    return answer

@@ -11,7 +11,7 @@ from ansible_collections.netreach.tunnels.plugins.module_utils._engine import Pl
 from ansible_collections.netreach.tunnels.plugins.module_utils._nat import parse_nat
 from ansible_collections.netreach.tunnels.plugins.module_utils._nat_apply import plan_nat
 from ansible_collections.netreach.tunnels.plugins.module_utils._nat_confirm import plan_confirm
-from fakehost import FakeModule, snapshot
+from fakehost import FakeModule, snapshot, systemctl_show, unit_properties
 
 NFT = "/usr/sbin/nft"
 DECLARED = dict(masquerade=[{"out_interface": "eth0", "source": "10.10.0.0/24"}], snat=[],
@@ -84,8 +84,9 @@ class Kernel:
                 self.jumps.discard(family)
                 self.chains.pop(family, None)
             return 0, "", ""
-        if args[:3] == ["systemctl", "show", "--property=ActiveState"]:
-            return 0, ("active" if args[-1] in self.active else "inactive") + "\n", ""
+        if args[:2] == ["systemctl", "show"] and args[2] == "--property=ActiveState,UnitFileState,LoadState":
+            return systemctl_show(lambda unit: unit_properties(unit in self.active, unit in self.enabled,
+                                                               unit in self.units))(args)
         if args[0].endswith("firewall-cmd") or args[0].endswith("ufw"):
             return self.manager(args)
         if args[:3] == ["systemctl", "show", "--property=LoadState"]:

@@ -54,7 +54,8 @@ def case_tasks(index: int, module: str, params: dict) -> list[dict]:
                 "tunnel_client_public_keys": {"news": ENTRY["public_key"], "socks": ENTRY["public_key"]}}},
             {"name": f"case {index}", "block": [
                 {"ansible.builtin.import_role": {"name": "netreach.tunnels.tunnel_server"},
-                 "vars": {"tunnel_server_clients_group": "badinput_fleet"}}],
+                 "vars": {"tunnel_server_clients_group": "badinput_fleet",
+                          **({"tunnel_server_accounts": params["accounts"]} if "accounts" in params else {})}}],
              "rescue": [{"name": f"case {index}: failed", "ansible.builtin.debug": {"msg": "{{ ansible_failed_result.msg }}"}}]},
         ]
     else:

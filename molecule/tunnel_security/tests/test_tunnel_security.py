@@ -270,6 +270,9 @@ def test_a_drop_in_sshd_rejects_is_put_back_and_sshd_keeps_serving():
         ({"accounts": ["tunnel"], "entries": [{"account": "tunnel", "client": "c", "tunnel": "t",
           "public_key": "ssh-ed25519 AAAA\nssh-ed25519 BBBB"}]}, "entries[0].public_key"),
         ({"accounts": ["no-such-account"]}, "accounts"),
+        ({"accounts": ["root"], "create_accounts": True}, "accounts"),
+        ({"accounts": ["tunnel"], "create_accounts": True, "entries": [{"account": "admin", "client": "c", "tunnel": "t",
+          "public_key": "ssh-ed25519 AAAA"}]}, "entries[0].account"),
         ({"accounts": ["tunnel"], "client_alive_interval": 0}, "client_alive_interval"),
     ],
 )
@@ -279,6 +282,73 @@ def test_bad_server_input_fails_naming_the_field_and_changes_nothing(args, field
     result = labtest.run_module(labtest.container("bastion"), "netreach.tunnels.tunnel_server", args)
     assert result.get("failed") and result.get("field") == field, result
     assert bastion.check_output(SERVER_SNAPSHOT) == before
+
+
+# --- the tunnel accounts: made by the module, locked, shell-less ------------------------------------------------
+
+
+def account_state(server: str) -> tuple[list[str], str]:
+    """getent's passwd line of the tunnel account on SERVER (split) and its `passwd -S` status letter."""
+    host = lab_host(server)
+    return host.check_output("getent passwd tunnel").split(":"), host.check_output("passwd -S tunnel").split()[1]
+
+
+@pytest.mark.parametrize("server", ["bastion", "server13"])
+def test_the_tunnels_log_in_to_a_locked_shell_less_system_account_the_module_made(server):
+    entry, status = account_state(server)
+    print(f"\n{server}: getent passwd tunnel: {':'.join(entry)}; passwd -S: {status}")
+    assert entry[6] == "/usr/sbin/nologin" and entry[5] == "/home/tunnel" and 0 < int(entry[2]) < 1000, entry
+    assert status == "L", f"the tunnel account's password is not locked ({status})"
+    # The tunnels that carry traffic (test_every_declared_tunnel_carries_traffic) logged in to it, by key.
+    client = "client" if server == "bastion" else "client13"
+    assert wait_until(lambda: web_answers(client), UP_TIMEOUT) is not None
+    log = lab_host(server).run("journalctl --no-pager -o cat -u ssh | grep -c 'Accepted publickey for tunnel '").stdout
+    assert int(log.strip() or 0) > 0, "sshd logged no key login to the tunnel account"
+
+
+def server_module(args: dict, *options: str) -> dict:
+    bastion = labtest.container("bastion")
+    document = labtest._ansible_json(["ansible", bastion, "-m", "netreach.tunnels.tunnel_server", "-a", json.dumps(args),
+                                      *options], 120)
+    return document["plays"][0]["tasks"][0]["hosts"][bastion]
+
+
+def test_an_existing_tunnel_account_given_a_shell_and_a_password_is_locked_again():
+    """Someone gave the tunnel account a login shell and a password: check mode reports it and changes nothing, a
+    run locks the account again (the diff says so), the next run changes nothing, and the tunnels keep working."""
+    bastion = lab_host("bastion")
+    bastion.run_test("usermod --shell /bin/bash --password '$6$netreach$notarealhashnotarealhash' tunnel")
+    args = {"accounts": ["tunnel"], "create_accounts": True, "managed_clients": []}
+    try:
+        checked = server_module(args, "--check", "--diff")
+        assert checked["changed"] and account_state("bastion")[1] == "P", checked
+        said = checked["diff"]["after"] if isinstance(checked["diff"], dict) else checked["diff"][0]["after"]
+        print(f"\ncheck mode's diff: {said.strip()}")
+        assert "# account tunnel: existing, brought to the locked state: shell /bin/bash -> /usr/sbin/nologin, " \
+               "password locked" in said
+        applied = server_module(args, "--diff")
+        assert applied["changed"] and not applied.get("failed"), applied
+        entry, status = account_state("bastion")
+        assert entry[6] == "/usr/sbin/nologin" and status == "L", (entry, status)
+        assert not server_module(args)["changed"], "a second run changed the locked account again"
+    finally:
+        bastion.run("usermod --shell /usr/sbin/nologin --lock tunnel")
+    assert wait_until(lambda: web_answers("client"), UP_TIMEOUT) is not None, "the tunnels stopped"
+
+
+def test_an_ordinary_account_is_never_made_a_tunnel_account():
+    """A person's account (uid from UID_MIN up, a shell, a password) listed as a tunnel account: the module refuses
+    it naming accounts, and neither the account nor the server's files change."""
+    bastion = lab_host("bastion")
+    bastion.run_test("id netreach-person || useradd --create-home --shell /bin/bash "
+                     "--password '$6$netreach$notarealhashnotarealhash' netreach-person")
+    before = (bastion.check_output("getent passwd netreach-person"), bastion.check_output("passwd -S netreach-person"),
+              bastion.check_output(SERVER_SNAPSHOT))
+    result = server_module({"accounts": ["tunnel", "netreach-person"], "create_accounts": True, "managed_clients": []})
+    print(f"\nan ordinary account as a tunnel account: {result.get('msg')}")
+    assert result.get("failed") and result.get("field") == "accounts" and "ordinary account" in result["msg"], result
+    assert (bastion.check_output("getent passwd netreach-person"), bastion.check_output("passwd -S netreach-person"),
+            bastion.check_output(SERVER_SNAPSHOT)) == before
 
 
 # --- failures say why -----------------------------------------------------------------------------------------

@@ -137,6 +137,21 @@ fleet_case("laptop: tunnel_client_tunnels[0].jump_hosts[0]",
            {"name": "news", "server": "n", "jump_hosts": ["bastion:0"], "local_forwards": ["1:h:1"]})
 
 
+# The role's account checks, made by the module before anything changes (its only task): root is never a tunnel
+# account, and every account a tunnel logs in to (its user, a jump host's user) is one of tunnel_server_accounts.
+def role_accounts_case(field: str, accounts: list, declaration: dict) -> None:
+    CASES.append(("tunnel_server role", {"tunnels": [declaration], "accounts": accounts}, field))
+
+
+NEWS = {"name": "news", "server": "bastion", "local_forwards": ["1:h:1"]}
+role_accounts_case("accounts", ["root"], {**NEWS, "user": "root"})
+role_accounts_case("accounts", ["tunnel", "root"], NEWS)
+role_accounts_case("accounts", ["tunnel", "Bad User"], NEWS)
+role_accounts_case("entries[0].account", ["tunnel"], {**NEWS, "user": "admin"})
+role_accounts_case("entries[0].account", ["tunnel"],
+                   {**NEWS, "server": "n", "jump_hosts": ["admin@bastion:22"]})
+
+
 # nat_rules
 NAT = dict(masquerade=[{"out_interface": "eth0", "source": "10.10.0.0/24"}], snat=[],
            port_forwards=[{"proto": "tcp", "port": 8080, "to": "10.10.0.5:80", "in_interface": "eth0"}],
@@ -394,5 +409,8 @@ def run_case(module: str, params: dict):
     if module == "tunnel_server":
         # A whole module call (with its accounts), or one entry among valid ones.
         return parse_server(params) if "accounts" in params else parse_entries([params])
-    return client_entries("laptop", params["tunnels"], {}, {"news": ENTRY["public_key"], "socks": ENTRY["public_key"]},
-                          "bastion")
+    # The role: the filter's entries, then the module's own checks of them against the role's accounts.
+    entries = client_entries("laptop", params["tunnels"], {}, {"news": ENTRY["public_key"],
+                                                               "socks": ENTRY["public_key"]}, "bastion")
+    return parse_server({**SERVER, "accounts": params.get("accounts", ["tunnel"]), "create_accounts": True,
+                         "entries": [entry.as_dict() for entry in entries]})

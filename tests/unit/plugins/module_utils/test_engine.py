@@ -14,7 +14,7 @@ from ansible_collections.netreach.tunnels.plugins.module_utils._engine import (
     target,
     target_of,
 )
-from fakehost import Failed, FakeModule, snapshot
+from fakehost import Failed, FakeModule, snapshot, systemctl_show, unit_properties
 
 ROOT = "/etc"
 TUNNELS = ("netreach", "tunnels")
@@ -305,7 +305,8 @@ def test_disarm_stops_the_timer_and_fails_when_the_rollback_left_its_record(tmp_
     def stop(_args):  # the timer fires as it is stopped: its service leaves the record
         (tmp_path / "run/netreach/nat/rolled-back-abc").write_text("")
         return 0, "", ""
-    module = FakeModule(tmp_path, answers={("systemctl", "show"): (0, "active\n", ""), ("systemctl", "stop"): stop,
+    module = FakeModule(tmp_path, answers={("systemctl", "show"): systemctl_show(lambda unit: unit_properties(True, True)),
+                                           ("systemctl", "stop"): stop,
                                            ("systemctl", "is-active"): (3, "", "")})
     plan = Plan(module)
     assert plan.disarm("t.timer", "t.service", marker)
@@ -320,7 +321,8 @@ def test_disarm_refuses_at_plan_time_what_cannot_be_confirmed(tmp_path, state, r
     (tmp_path / "run/netreach/nat").mkdir(parents=True)
     if record:
         (tmp_path / "run/netreach/nat/rolled-back-abc").write_text("")
-    module = FakeModule(tmp_path, answers={("systemctl", "show"): (0, f"{state}\n", "")})
+    module = FakeModule(tmp_path, answers={("systemctl", "show"): systemctl_show(
+        lambda unit: unit_properties(state == "active", True))})
     with pytest.raises(Failed) as failure:
         Plan(module).disarm("t.timer", "t.service", target("/run/netreach/nat", "rolled-back-abc"))
     assert failure.value.result["answer"] == answer and not [c for c in module.commands if c[1] == "stop"]

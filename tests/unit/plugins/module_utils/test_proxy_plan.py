@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from ansible_collections.netreach.tunnels.plugins.module_utils._proxy import TARGETS, parse_proxy_settings, render_systemd
 from ansible_collections.netreach.tunnels.plugins.module_utils import _proxy_apply
 from ansible_collections.netreach.tunnels.plugins.module_utils._proxy_apply import plan_proxy
-from fakehost import Failed, FakeModule, snapshot
+from fakehost import Failed, FakeModule, snapshot, systemctl_show, unit_properties
 
 PASSWORD = 'p%4 0@:#;"/&?x'  # every URL-special character, a space and a percent-encoding lookalike
 PARAMS = dict(http_proxy="http://proxy.corp:8080", https_proxy="http://proxy.corp:8080", socks_proxy=None,
@@ -88,8 +88,7 @@ def fake_consumers(root: str, env_override: dict | None = None) -> dict:
             ("npm", "--version"): (0, "9.2.0\n", ""),  # Debian's; npm 10 and later hide a proxy with credentials
             ("systemctl", "list-unit-files"): (0, "docker.service enabled enabled\n", ""),
             # A unit of ours runs, enabled, once its file is there (the hop's, with auth ntlm).
-            ("systemctl", "show"): lambda args: (0, "active\n" if read(f"etc/systemd/system/{args[-1]}") else "", ""),
-            ("systemctl", "is-enabled"): lambda args: (0 if read(f"etc/systemd/system/{args[-1]}") else 1, "", "")}
+            ("systemctl", "show"): systemctl_show(lambda unit: unit_properties(*[bool(read(f"etc/systemd/system/{unit}"))] * 2))}
 
 
 def prepare(tmp_path) -> None:

@@ -9,7 +9,7 @@ from ansible_collections.netreach.tunnels.plugins.module_utils import _tunnel_ap
 from ansible_collections.netreach.tunnels.plugins.module_utils._declaration import DeclarationError
 from ansible_collections.netreach.tunnels.plugins.module_utils._engine import Plan
 from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel import parse_identity, parse_request, parse_tunnel
-from fakehost import Failed, FakeModule, snapshot
+from fakehost import Failed, FakeModule, snapshot, systemctl_show, unit_properties
 
 PASSWORD = "Corp-s3cret-pw"
 TUNNEL = dict(
@@ -32,8 +32,7 @@ class Units:
 
     def answers(self) -> dict:
         return {
-            ("systemctl", "show"): lambda args: (0, "active\n" if args[-1] in self.active else "inactive\n", ""),
-            ("systemctl", "is-enabled"): lambda args: (0 if args[-1] in self.enabled else 1, "", ""),
+            ("systemctl", "show"): systemctl_show(lambda unit: unit_properties(unit in self.active, unit in self.enabled)),
             ("systemctl", "start"): lambda args: self._record(self.active, args[-1]),
             ("systemctl", "restart"): lambda args: self._record(self.active, args[-1]),
             ("systemctl", "enable"): lambda args: self._record(self.enabled, args[-1]),

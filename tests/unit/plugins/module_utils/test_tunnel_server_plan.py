@@ -11,7 +11,7 @@ from ansible_collections.netreach.tunnels.plugins.module_utils._declaration impo
 from ansible_collections.netreach.tunnels.plugins.module_utils._engine import Plan
 from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_server import parse_server
 from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_server_apply import plan_server
-from fakehost import Failed, FakeModule, snapshot
+from fakehost import Failed, FakeModule, snapshot, systemctl_show, unit_properties
 
 # An account that exists on every Debian host, with a group of its own name; its home stands in the fake root.
 ACCOUNT = "daemon"
@@ -37,7 +37,7 @@ def host(tmp_path):
 
 def run(tmp_path, params=None, check=False, answers=None):
     module = FakeModule(tmp_path, check_mode=check, answers=answers or {
-        ("systemctl", "show"): (0, "active\n", ""), ("systemctl", "is-enabled"): (0, "", "")})
+        ("systemctl", "show"): systemctl_show(lambda unit: unit_properties(True, True))})
     plan = Plan(module)
     extra = plan_server(plan, parse_server(dict(PARAMS, **(params or {}))))
     return plan.commit(**extra), module

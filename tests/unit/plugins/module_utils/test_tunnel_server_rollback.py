@@ -12,13 +12,13 @@ from ansible_collections.netreach.tunnels.plugins.module_utils._declaration impo
 from ansible_collections.netreach.tunnels.plugins.module_utils._engine import Plan
 from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_server import parse_server
 from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_server_apply import plan_server
-from fakehost import Failed, FakeModule, snapshot
+from fakehost import Failed, FakeModule, snapshot, systemctl_show, unit_properties
 
 from test_tunnel_server_plan import HOME, PARAMS, host, real
 
 DROPIN = "/etc/ssh/sshd_config.d/50-netreach-tunnels.conf"
 PENDING = "/var/lib/netreach/pending/sshd-50-netreach-tunnels"
-ANSWERS = {("systemctl", "show"): (0, "active\n", ""), ("systemctl", "is-enabled"): (0, "", ""),
+ANSWERS = {("systemctl", "show"): systemctl_show(lambda unit: unit_properties(True, True)),
            # No earlier change is armed: its timers are not active.
            ("systemctl", "is-active"): (3, "", "")}
 

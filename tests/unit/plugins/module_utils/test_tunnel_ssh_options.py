@@ -156,12 +156,12 @@ def _plan_ssh_config(tmp_path, cpuinfo: str | None, options: dict, check: bool =
     """Plan BASE (no jump hosts) with OPTIONS against a fake root whose /proc/cpuinfo holds CPUINFO."""
     from ansible_collections.netreach.tunnels.plugins.module_utils import _tunnel_apply as apply
     from ansible_collections.netreach.tunnels.plugins.module_utils._engine import Plan
-    from fakehost import FakeModule
+    from fakehost import FakeModule, systemctl_show, unit_properties
 
     if cpuinfo is not None:
         (tmp_path / "proc").mkdir(exist_ok=True)
         (tmp_path / "proc" / "cpuinfo").write_text(cpuinfo)
-    answers = {("systemctl", "show"): (0, "inactive\n", ""), ("systemctl", "is-enabled"): (1, "", ""),
+    answers = {("systemctl", "show"): systemctl_show(lambda unit: unit_properties(False, False)),
                ("ssh-keygen",): (0, "", "")}
     module = FakeModule(tmp_path, check_mode=check, answers=answers)
     plan = Plan(module)
