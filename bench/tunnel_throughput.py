@@ -123,7 +123,8 @@ def report(rows: dict, tunnel_cipher: str, system_default: str, trials: dict, lo
         "and ssh_config, without that group): " + "; ".join(
             f"{title}: {rows[title]:.0f} MB/s ({rows[title] / rows[TUNNEL]:.2f}x the tunnel)"
             for title, _removed in VARIANTS.values()) + ".",
-        f"- What the starter costs: nothing once the tunnel is up (it hands the connected socket to ssh and is gone): "
+        f"- What the starter costs: nothing once the tunnel is up (it hands the connected socket to ssh, its child, "
+        f"and sleeps in waitpid; no byte passes through it): "
         f"the unit without any sandboxing carries {rows[nosandbox]:.0f} MB/s, the tunnel's ssh and ssh_config alone "
         f"{rows[BARE_SSH]:.0f} MB/s. The proxy hop helper only carries a tunnel that declares a proxy (this one does not).",
         f"- ssh's own default order starts with {system_default}; the tunnel's ssh_config starts with {tunnel_cipher} "

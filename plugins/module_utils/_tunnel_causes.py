@@ -4,8 +4,9 @@
 # Private module_utils of netreach.tunnels: why a tunnel is down, from its own journal. Not a public API.
 """Why a tunnel is not up, read from the lines ssh and our proxy helper printed, never systemd's bookkeeping.
 
-A tunnel's unit logs one attempt per start: ssh's stderr (and the proxy helper's, which inherits it) carries
-the journal field _SYSTEMD_INVOCATION_ID of that start. `attempts()` groups the journal's entries by it;
+A tunnel's unit makes its attempts in one start: its starter (tunnel-start) runs ssh again whenever it ends, and
+prints RESTART_MARK after each attempt; ssh's stderr (and the proxy helper's, which inherits it) carries the journal
+field _SYSTEMD_INVOCATION_ID of that start. `attempts()` groups the journal's entries by it and by the marks;
 `diagnose()` classifies the lines of one attempt: the first cause of CAUSES (most specific first) that a line
 matches is the attempt's cause, with that line as its error; lines that are not fatal (the IPv6 loopback a
 container lacks, a channel the server refused) are warnings.
@@ -16,6 +17,8 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
+
+from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_start import RESTART_MARK
 
 # (kind, pattern) in order of precedence: a proxy refusal comes before ssh's "Connection closed" that follows it;
 # a first hop's refusal before the "kex_exchange_identification" the next hop prints about it.
@@ -90,9 +93,12 @@ def _message(entry: dict) -> str:
 
 
 def attempts(journal_json: str) -> list[tuple[str, list[str]]]:
-    """(invocation id, lines) of each start that printed something, oldest first, from `journalctl -o json`:
-    only what the unit's processes wrote (stdout/stderr), never what systemd logged about the unit."""
-    found: dict[str, list[str]] = {}
+    """(invocation id, lines) of each attempt, oldest first, from `journalctl -o json`: only what the unit's
+    processes wrote (stdout/stderr), never what systemd logged about the unit. A start's attempts are split at the
+    starter's RESTART_MARK lines (which are none of the lines): the attempt after the last mark may have no lines
+    yet."""
+    found: list[tuple[str, list[str]]] = []
+    current: dict[str, list[str]] = {}  # invocation -> the lines of its latest attempt
     for text in journal_json.splitlines():
         try:
             entry = json.loads(text)
@@ -100,15 +106,22 @@ def attempts(journal_json: str) -> list[tuple[str, list[str]]]:
             continue
         if not isinstance(entry, dict) or entry.get("_TRANSPORT") != "stdout":
             continue
-        found.setdefault(str(entry.get("_SYSTEMD_INVOCATION_ID", "")), []).append(_message(entry))
-    return list(found.items())
+        invocation, message = str(entry.get("_SYSTEMD_INVOCATION_ID", "")), _message(entry)
+        marked = message.startswith(RESTART_MARK)
+        if marked or invocation not in current:
+            current[invocation] = []
+            found.append((invocation, current[invocation]))
+        if not marked:
+            current[invocation].append(message)
+    return found
 
 
 def tunnel_diagnosis(journal_json: str, invocation: str, healthy: bool) -> Diagnosis:
-    """Why the tunnel is (not) up. A healthy tunnel: the warnings of its current start (INVOCATION). Otherwise the
-    last start that printed anything: the current one, or while it waits out its backoff or connects, the one
-    before it."""
+    """Why the tunnel is (not) up. A healthy tunnel: the warnings of its current attempt (the last of start
+    INVOCATION). Otherwise the last attempt that printed anything: the current one, or while it waits out its
+    backoff or connects, the one before it."""
     started = attempts(journal_json)
     if healthy:
         return diagnose(dict(started).get(invocation, []), healthy=True)
-    return diagnose(started[-1][1], healthy=False) if started else Diagnosis()
+    printed = [lines for _invocation, lines in started if lines]
+    return diagnose(printed[-1], healthy=False) if printed else Diagnosis()

@@ -22,7 +22,7 @@ from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel import un
 from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_apply import tunnel_target, unit_names
 from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_causes import tunnel_diagnosis
 from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_render import parse_ssh_config
-from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_start import STATE_FILE, parse_state
+from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_start import STATE_FILE, parse_state, restarts_in
 from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_server import (
     DROPIN_DIR,
     authorized_listens,
@@ -30,7 +30,8 @@ from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_server im
 )
 
 AUTHORIZED_GLOB = "/home/*/.ssh/authorized_keys"
-# The units' RuntimeDirectory, where the starter (tunnel-start) notes when it handed a start over to ssh.
+# The units' RuntimeDirectory, where the starter (tunnel-start) notes when it handed an attempt over to ssh and how
+# often it ran ssh again itself (which systemd's NRestarts does not count).
 RUNTIME_ROOT = "/run/netreach-tunnel"
 DROPIN_MARK = "# Managed by netreach.tunnels.tunnel_server"
 PROPERTIES = "--property=ActiveState,SubState,NRestarts,UnitFileState,ActiveEnterTimestamp,InvocationID"
@@ -67,6 +68,15 @@ def session_since(state_text: str | None, invocation: str) -> tuple[bool, float 
     except (KeyError, ValueError):
         since = None
     return True, since
+
+
+def unit_restarts(n_restarts: str, state_text: str | None) -> int:
+    """Restarts since the unit was last started by hand: systemd's (NRestarts) and its starter's own."""
+    try:
+        by_systemd = int(n_restarts or 0)
+    except ValueError:
+        by_systemd = 0
+    return by_systemd + restarts_in(parse_state(state_text or ""))
 
 
 def listening_sockets(plan: Plan) -> set[tuple[str, int]]:
@@ -218,7 +228,7 @@ def tunnel_state(plan: Plan, name: str, params: dict, sockets: set) -> dict:
     return dict(
         name=name, unit=unit, server=server, jump_hosts=jumps, state=state, sub_state=props.get("SubState", ""),
         enabled=props.get("UnitFileState") == "enabled", since=since, uptime_seconds=uptime(since),
-        restarts=int(props.get("NRestarts", "0") or 0), cause=diagnosis.cause, last_error=diagnosis.last_error,
+        restarts=unit_restarts(props.get("NRestarts", ""), state_text), cause=diagnosis.cause, last_error=diagnosis.last_error,
         warnings=diagnosis.warnings, forwards=forwards, healthy=healthy,
     )
 

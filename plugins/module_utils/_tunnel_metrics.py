@@ -30,6 +30,10 @@ from dataclasses import dataclass, field
 from ansible_collections.netreach.tunnels.plugins.module_utils._textfile import exposition, labels, write_atomically
 
 CONFIG_DIR = "/etc/netreach/tunnels"
+# The units' RuntimeDirectory: each tunnel's starter (tunnel-start, _tunnel_start.py) keeps its state file there,
+# with the restarts it made itself (it runs ssh again without systemd) and when the current session began.
+RUNTIME_ROOT = "/run/netreach-tunnel"
+STATE_FILE = "state"
 UNIT = "netreach-tunnel@{}.service"
 TEXTFILE = "netreach_tunnels.prom"
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
@@ -43,7 +47,7 @@ METRICS = (
     ("netreach_forward_up", "gauge",
      "1 while the forward is up: its listener answers (local, dynamic) or its session is up (remote)."),
     ("netreach_tunnel_restarts_total", "counter",
-     "Restarts of the tunnel's unit since it was last started by hand (systemd NRestarts)."),
+     "Restarts of the tunnel's ssh since its unit was last started by hand (its starter's and systemd's NRestarts)."),
     ("netreach_tunnel_up_since_seconds", "gauge",
      "Unix time the tunnel's current session started; 0 while it is down."),
 )
@@ -109,29 +113,53 @@ def parse_show(text: str) -> dict:
     return dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
 
 
-def unit_statuses(names: list[str], cgroup_root: str = "/sys/fs/cgroup") -> dict:
+def unit_statuses(names: list[str], cgroup_root: str = "/sys/fs/cgroup", runtime_root: str = RUNTIME_ROOT) -> dict:
     """What systemd says of the units of tunnels NAMES, and the processes in their cgroups: one systemctl call."""
     if not names:
         return {}
-    properties = ["Id", "ActiveState", "SubState", "NRestarts", "ExecMainStartTimestamp", "ControlGroup", "MainPID"]
+    properties = ["Id", "ActiveState", "SubState", "NRestarts", "ExecMainStartTimestamp", "ControlGroup", "MainPID",
+                  "InvocationID"]
     result = subprocess.run(["systemctl", "show", "--timestamp=unix", *[f"--property={p}" for p in properties],
                              *[UNIT.format(name) for name in names]], capture_output=True, text=True, check=False)
     shown = {}
     for block in result.stdout.split("\n\n"):
         show = parse_show(block)
         shown[show.get("Id")] = show
-    return {name: status_from_show(shown.get(UNIT.format(name), {}), cgroup_root) for name in names}
+    return {name: status_from_show(shown.get(UNIT.format(name), {}), cgroup_root, read_starter_state(name, runtime_root))
+            for name in names}
 
 
-def status_from_show(show: dict, cgroup_root: str = "/sys/fs/cgroup") -> UnitStatus:
+def read_starter_state(name: str, runtime_root: str = RUNTIME_ROOT) -> dict:
+    """The starter's state file of tunnel NAME as KEY=VALUE words ({} without one: a unit of an earlier release)."""
+    try:
+        with open(os.path.join(runtime_root, name, STATE_FILE), encoding="utf-8") as handle:
+            words = handle.read().split()
+    except (OSError, ValueError):
+        return {}
+    return dict(word.split("=", 1) for word in words if "=" in word)
+
+
+def status_from_show(show: dict, cgroup_root: str = "/sys/fs/cgroup", starter: dict | None = None) -> UnitStatus:
+    """The unit's status from `systemctl show`, with what its starter's state file (STARTER) adds: the restarts it made
+    itself, and the start of the current session (its ssh's hand-over in this start of the unit)."""
+    starter = starter or {}
     status = UnitStatus(running=show.get("ActiveState") == "active" and show.get("SubState") == "running")
     try:
         status.restarts = int(show.get("NRestarts") or 0)
     except ValueError:
         status.restarts = 0
+    try:
+        status.restarts += max(0, int(starter.get("restarts", 0)))
+    except ValueError:
+        pass
     started = show.get("ExecMainStartTimestamp", "")
     if started.startswith("@") and started[1:].isdigit():
         status.started = float(started[1:])
+    if starter.get("invocation") and starter.get("invocation") == show.get("InvocationID"):
+        try:
+            status.started = float(starter["since"])
+        except (KeyError, ValueError):
+            pass
     pids = []
     group = show.get("ControlGroup", "")
     # The unified hierarchy, or (a hybrid host) its copy under unified/, or systemd's own under systemd/.

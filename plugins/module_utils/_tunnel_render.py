@@ -95,7 +95,8 @@ def is_direct(tunnel: Tunnel) -> bool:
 
 def ssh_command(tunnel: Tunnel) -> list[str]:
     """The command the unit runs (no secrets in it: the proxy password stays in a 0600 file): the starter, which
-    waits out the backoff and, for a direct tunnel, connects, then becomes ssh (or autossh)."""
+    waits out the backoff and, for a direct tunnel, connects, then runs ssh (or autossh) as its child, and again
+    whenever it ends."""
     base = ["-F", tunnel.ssh_config_path, "-N"]
     start = ["/usr/bin/python3", "-I", "-S", f"{HELPER_DIR}/tunnel-start", "--delay", str(tunnel.restart_delay),
              "--max-delay", str(tunnel.restart_max_delay), "--gate", str(session_gate(tunnel))]
@@ -144,7 +145,8 @@ HARDENING = (
 )
 
 
-# Between a stop and the next start: as short as systemd allows without spinning. Measured in the lab (systemd 252):
+# Between a stop and the next start of the starter (the outer net: the starter runs ssh again itself): as short as
+# systemd allows without spinning. Measured in the lab (systemd 252):
 # 100ms cost a killed session 0.2-0.3 s before the restart (the restart timer's accuracy comes on top), 1ms about
 # 0.01 s; a unit that fails before it runs anything restarted 4 times a second with either (0 made it 450).
 RESTART_SEC = "1ms"

@@ -73,7 +73,11 @@ tunnels:
           waits out its backoff or connects).
       type: float
     uptime_seconds: {description: Seconds the current connection has been up., type: int}
-    restarts: {description: systemd's restart count (NRestarts)., type: int}
+    restarts:
+      description:
+        - Restarts of the tunnel's ssh since its unit was last started by hand. Those its starter made itself (it
+          runs ssh again without a unit restart) plus systemd's (NRestarts).
+      type: int
     cause:
       description:
         - Why the tunnel is down, empty for a healthy tunnel (and for one that printed nothing yet).

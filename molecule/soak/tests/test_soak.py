@@ -99,6 +99,23 @@ def unit_property(tunnels: list[str], prop: str) -> dict[str, int]:
     return dict(zip(tunnels, (int(value) for value in out.split())))
 
 
+def restart_counts(tunnels: list[str]) -> dict[str, int]:
+    """Each tunnel's restarts as tunnel_info and the metrics count them: systemd's NRestarts (the starter restarted)
+    and the starter's own count in its state file (ssh run again without a unit restart)."""
+    systemd = unit_property(tunnels, "NRestarts")
+    out = docker_exec("client", " ; ".join(
+        f"sed -n 's/.*restarts=\\([0-9]*\\).*/\\1/p' /run/netreach-tunnel/{name}/state | grep . || echo 0"
+        for name in tunnels)).stdout
+    return {name: systemd[name] + int(value) for name, value in zip(tunnels, out.split())}
+
+
+def ssh_pids(tunnels: list[str]) -> dict[str, int]:
+    """The ssh each tunnel's starter (the unit's main process) runs as its child (0: none right now)."""
+    out = docker_exec("client", " ; ".join(
+        f"pgrep -o -P \"$(systemctl show -p MainPID --value {unit(name)})\" -x ssh || echo 0" for name in tunnels)).stdout
+    return dict(zip(tunnels, (int(value) for value in out.split())))
+
+
 def census(short: str) -> dict:
     """ssh/sshd processes, their fds and the TCP listeners of a host (docker's resolver port left out)."""
     document = json.loads(docker_exec(short, "python3 /usr/local/bin/soaklab.py census").stdout)
@@ -125,9 +142,10 @@ def spread(values: list[float]) -> dict[str, float]:
 
 
 def most_restarts(seconds: float, delay: int, max_delay: int) -> int:
-    """The most restarts (systemd's NRestarts) the backoff allows in SECONDS after a session ended, if every
-    attempt failed at once and the helper never added its jitter. systemd counts a restart RESTART_SEC after the
-    unit stopped, then the helper waits before ssh starts: nothing the first time, then DELAY doubling up to
+    """The most restarts (restart_counts: the starter's and systemd's) the backoff allows in SECONDS after a session
+    ended, if every attempt failed at once and the helper never added its jitter. A restart is counted when the last
+    attempt ended (the starter's own, before its wait) or RESTART_SEC after it (systemd's, of a starter that ended),
+    then the helper waits before ssh starts: nothing the first time, then DELAY doubling up to
     MAX_DELAY (tunnel-start in plugins/module_utils/_tunnel_start.py: a start that fails in the starter itself, a
     refused connection, counts as one of these quick failures)."""
     failures, clock, restarts = 1, 0.0, 0
@@ -206,27 +224,33 @@ def settled(baseline: dict, timeout: float = 60) -> tuple[dict, float | None]:
 
 
 def test_every_forced_restart_recovers_with_traffic_running(baseline, traffic, gateway_soak):
-    restarts_before = unit_property(RESTARTED, "NRestarts")
+    # Kills from the bastion's side (the sessions) and the client's (the tunnels' ssh, which the starter runs again
+    # itself), and every fourth round the starters themselves (the unit's main process: systemd's Restart= restarts
+    # the unit, the outer net).
+    restarts_before = restart_counts(RESTARTED)
     recovery: list[float] = []
-    per_side: dict[str, list[float]] = {"server": [], "client": []}
+    per_side: dict[str, list[float]] = {"server": [], "client": [], "starter": []}
     for number in range(ROUNDS):
-        side = "server" if number % 2 == 0 else "client"
-        pids = unit_property(RESTARTED, "MainPID")
+        side = "server" if number % 2 == 0 else "starter" if number % 4 == 3 else "client"
+        pids = ssh_pids(RESTARTED)
         assert all(pids.values()), f"round {number}: a tunnel has no running ssh: {pids}"
         since = time.time()
         if side == "server":
             killed = docker_exec("bastion", f"pkill -KILL -u tunnel -f {TUNNEL_SESSIONS}", check=False)
             assert killed.returncode == 0, f"round {number}: no tunnel session to kill on the bastion"
-        else:
+        elif side == "client":
             docker_exec("client", "kill -KILL " + " ".join(str(pid) for pid in pids.values()))
+        else:
+            starters = unit_property(RESTARTED, "MainPID")
+            docker_exec("client", "kill -KILL " + " ".join(str(pid) for pid in starters.values()))
         seconds = wait_for_traffic(since, 120, RESTARTED)
         assert_recovered(seconds, f"round {number} ({side} side kill)")
-        new_pids = unit_property(RESTARTED, "MainPID")
+        new_pids = ssh_pids(RESTARTED)
         assert all(new_pids[name] != pids[name] for name in RESTARTED), \
-            f"round {number}: a tunnel answered without restarting: {pids} -> {new_pids}"
+            f"round {number}: a tunnel answered without a new ssh: {pids} -> {new_pids}"
         recovery += seconds.values()
         per_side[side] += seconds.values()
-    restarts = {name: count - restarts_before[name] for name, count in unit_property(RESTARTED, "NRestarts").items()}
+    restarts = {name: count - restarts_before[name] for name, count in restart_counts(RESTARTED).items()}
     requests = traffic.counts()
     figures = {"rounds": ROUNDS, "restarts": len(recovery), "recovery_s": spread(recovery),
                "recovery_by_side_s": {side: spread(values) for side, values in per_side.items()},
@@ -235,10 +259,10 @@ def test_every_forced_restart_recovers_with_traffic_running(baseline, traffic, g
     print(f"restart soak: {len(recovery)} forced restarts in {ROUNDS} rounds, all recovered; "
           f"recovery s min/median/max {figures['recovery_s']['min']}/{figures['recovery_s']['median']}/"
           f"{figures['recovery_s']['max']}; by side {figures['recovery_by_side_s']}")
-    print(f"restart soak: unit restarts {restarts} for {ROUNDS} kills each; requests through the forwards "
+    print(f"restart soak: restarts {restarts} for {ROUNDS} kills each; requests through the forwards "
           f"meanwhile {requests}")
-    # Every kill restarted its unit; more restarts are attempts that failed and were retried (on a loaded
-    # machine, a jump host's banner exchange can outlast connect_timeout), printed above.
+    # Every kill restarted its tunnel (its starter ran ssh again, or systemd the starter); more restarts are attempts
+    # that failed and were retried (on a loaded machine, a jump host's banner exchange can outlast connect_timeout).
     assert all(count >= ROUNDS for count in restarts.values()), restarts
     for port, count in requests.items():
         assert count["ok"] >= ROUNDS, f"port {port}: only {count['ok']} requests went through during the soak"
@@ -277,7 +301,7 @@ def test_bastion_outage_recovers_by_itself_and_the_restart_rate_stays_bounded(ba
     # so an attempt to a vanished name waits on the resolver for a minute.)
     # The bound holds from any state of the backoff: after quick failures its waits only start longer.
     assert_recovered(wait_for_traffic(time.time(), 60, TUNNELS), "before the outage")
-    restarts_before = unit_property(TUNNELS, "NRestarts")
+    restarts_before = restart_counts(TUNNELS)
     started = time.time()
     docker_exec("bastion", "systemctl stop ssh && pkill -KILL -f '^sshd(-session)?: (tunnel|soakwatch)'")
     try:
@@ -285,7 +309,7 @@ def test_bastion_outage_recovers_by_itself_and_the_restart_rate_stays_bounded(ba
         dark = wait_for_traffic(time.time(), 3, ["news", "watch"])
         assert dark == {"news": None, "watch": None}, f"control failed: traffic passed with the bastion down: {dark}"
         time.sleep(max(0.0, started + OUTAGE - time.time()))
-        attempts = {name: count - restarts_before[name] for name, count in unit_property(TUNNELS, "NRestarts").items()}
+        attempts = {name: count - restarts_before[name] for name, count in restart_counts(TUNNELS).items()}
         down_for = time.time() - started
     finally:
         docker_exec("bastion", "systemctl start ssh")

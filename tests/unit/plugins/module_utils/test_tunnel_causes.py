@@ -7,6 +7,7 @@ import pathlib
 import pytest
 
 from ansible_collections.netreach.tunnels.plugins.module_utils import _tunnel_causes as causes
+from ansible_collections.netreach.tunnels.plugins.module_utils import _tunnel_start as start
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures"
 EXPECTED = {
@@ -112,3 +113,25 @@ def test_a_healthy_tunnel_reads_only_its_current_start():
     healthy = causes.tunnel_diagnosis(JOURNAL, "a", healthy=True)
     assert healthy.cause == "" and healthy.last_error == "" and healthy.warnings
     assert causes.tunnel_diagnosis("", "a", healthy=False) == causes.Diagnosis()
+
+
+SUPERVISED = "\n".join([
+    entry("s", "ssh: connect to host bastion port 22: Connection refused"),
+    entry("s", f"{start.RESTART_MARK} (the connection failed)"),
+    entry("s", "Host key verification failed."),
+    entry("s", f"{start.RESTART_MARK} (ssh exited with status 255)"),
+])
+
+
+def test_the_starter_marks_split_one_start_into_its_attempts():
+    # One start of the unit, three attempts of its starter: the last (after the last mark) printed nothing yet.
+    assert causes.attempts(SUPERVISED) == [("s", ["ssh: connect to host bastion port 22: Connection refused"]),
+                                           ("s", ["Host key verification failed."]), ("s", [])]
+    # Waiting out the backoff: the attempt before says why, not the first failure of the start.
+    diagnosis = causes.tunnel_diagnosis(SUPERVISED, "s", healthy=False)
+    assert (diagnosis.cause, diagnosis.last_error) == ("host_key_rejected", "Host key verification failed.")
+    # Up again in the same start: the failures of its earlier attempts are no warnings of the session.
+    assert causes.tunnel_diagnosis(SUPERVISED, "s", healthy=True) == causes.Diagnosis()
+    healthy = causes.tunnel_diagnosis(SUPERVISED + "\n" + entry("s", "Warning: remote port forwarding failed for "
+                                                                     "listen port 2222"), "s", healthy=True)
+    assert healthy.warnings == ["Warning: remote port forwarding failed for listen port 2222"]

@@ -81,7 +81,26 @@ def test_systemctl_show_gives_running_restarts_start_and_the_cgroup_processes(tm
     assert (between.running, between.restarts, between.started, between.pids) == (False, 4, 0.0, [])
 
 
-def test_one_systemctl_call_gives_every_unit_s_status(monkeypatch):
+def test_the_starter_state_adds_its_own_restarts_and_the_session_start(tmp_path):
+    # The starter runs ssh again itself: systemd counted 1 restart (of the starter), the starter 5 more; its ssh took
+    # over at 1700000100.5 in this start of the unit (same invocation), after the unit started at 1700000000.
+    (tmp_path / "news").mkdir()
+    (tmp_path / "news" / "state").write_text("failures=1 started=12.0 since=1700000100.5 invocation=inv2 restarts=5\n")
+    starter = metrics.read_starter_state("news", str(tmp_path))
+    show = "ActiveState=active\nSubState=running\nNRestarts=1\nExecMainStartTimestamp=@1700000000\n"
+    status = metrics.status_from_show(metrics.parse_show(show + "InvocationID=inv2\n"), str(tmp_path), starter)
+    assert (status.restarts, status.started) == (6, 1700000100.5)
+    # A hand-over of an earlier start of the unit is not this session's start; a starter waiting out its backoff has
+    # no session (no "since"): the unit's own start stands, and the metric says 0 while the session is down.
+    earlier = metrics.status_from_show(metrics.parse_show(show + "InvocationID=inv3\n"), str(tmp_path), starter)
+    assert (earlier.restarts, earlier.started) == (6, 1700000000.0)
+    waiting = metrics.status_from_show(metrics.parse_show(show + "InvocationID=inv2\n"), str(tmp_path),
+                                       {"failures": "2", "restarts": "x"})
+    assert (waiting.restarts, waiting.started) == (1, 1700000000.0)
+    assert metrics.read_starter_state("missing", str(tmp_path)) == {}
+
+
+def test_one_systemctl_call_gives_every_unit_s_status(monkeypatch, tmp_path):
     calls = []
 
     def show(args, **_kwargs):
@@ -91,7 +110,7 @@ def test_one_systemctl_call_gives_every_unit_s_status(monkeypatch):
         return subprocess.CompletedProcess(args, 0, "\n".join(blocks), "")
 
     monkeypatch.setattr(metrics.subprocess, "run", show)
-    statuses = metrics.unit_statuses(["news", "socks", "gone"])
+    statuses = metrics.unit_statuses(["news", "socks", "gone"], runtime_root=str(tmp_path))
     assert len(calls) == 1 and calls[0][-3:] == [metrics.UNIT.format(name) for name in ("news", "socks", "gone")]
     assert [(statuses[name].running, statuses[name].restarts) for name in ("news", "socks", "gone")] == [
         (True, 2), (False, 7), (False, 0)]

@@ -2,6 +2,7 @@
 prints on a failure is ssh's own line, which tunnel_info's cause reads."""
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -12,7 +13,7 @@ import pytest
 
 from ansible_collections.netreach.tunnels.plugins.module_utils import _tunnel_causes as causes
 from ansible_collections.netreach.tunnels.plugins.module_utils import _tunnel_start as start
-from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_info import session_since
+from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_info import session_since, unit_restarts
 
 PROGRAM = start.__file__
 
@@ -141,17 +142,171 @@ def test_a_silent_path_is_reported_once_and_used_as_soon_as_it_answers(capfd):
     assert causes.diagnose(printed, healthy=False).cause == "connection_timed_out"
 
 
-# --- the program: hand-over to the command, state, failure ----------------------------------------------------
+# --- supervision: the attempts of one start, with fakes for the clock, the connection and ssh -------------------
 
 
-def run_program(args: list[str], runtime, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-I", "-S", PROGRAM, *args], capture_output=True, text=True, timeout=30, check=False,
-                          env={"RUNTIME_DIRECTORY": str(runtime), "INVOCATION_ID": "abc123", **(env or {})})
+class FakeHost:
+    """A clock that the waits and the children advance, a connector and a spawner that record what the supervisor
+    did; each child "runs" for the next of LENGTHS seconds (None: the connection is refused instead)."""
+
+    def __init__(self, lengths: list, stop_after: int | None = None):
+        self.lengths, self.now, self.events = list(lengths), 1000.0, []
+        self.stop_after = stop_after if stop_after is not None else len(lengths)
+        self.supervisor = None
+
+    def clock(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.events.append(("wait", int(seconds)))  # the jitter: below a second
+        self.now += seconds
+
+    def connector(self, host, port, timeout, family):
+        if self.lengths[0] is None:
+            self.lengths.pop(0)
+            self.tick()
+            raise start.Failure(f"ssh: connect to host {host} port {port}: Connection refused")
+        return "socket", 1
+
+    def spawner(self, command, sock, keepalive):
+        self.events.append(("ssh", sock, keepalive))
+        return 4242
+
+    def waiter(self, pid, _flags):
+        assert pid == 4242 and self.supervisor.child == pid
+        self.now += self.lengths.pop(0)
+        self.tick()
+        return pid, 9  # killed by SIGKILL
+
+    def tick(self):
+        self.stop_after -= 1
+        if self.stop_after <= 0:
+            self.supervisor.on_signal(start._signal.SIGTERM)  # a stop while a child runs: forwarded, then ends
+
+
+def supervise(tmp_path, lengths, direct=True, stop_after=None, state=None, monkeypatch=None):
+    options, command = start.parse_args(["--delay", "1", "--max-delay", "30", "--gate", "15",
+                                         *(["--connect", "bastion", "22"] if direct else []), "--", "/usr/bin/ssh"])
+    host = FakeHost(lengths, stop_after)
+    supervisor = start.Supervisor(options, command, str(tmp_path), "inv1", clock=host.clock, wall=lambda: 1.7e9,
+                                  sleep=host.sleep, connector=host.connector, spawner=host.spawner, waiter=host.waiter,
+                                  reaper=lambda pid: host.events.append(("reaped", pid)))
+    host.supervisor = supervisor
+    kills = []
+    if monkeypatch:
+        monkeypatch.setattr(start.os, "kill", lambda pid, signum: kills.append((pid, signum)))
+    assert supervisor.run(state or {}) == 0
+    return host, kills
+
+
+def test_a_killed_session_is_followed_by_ssh_at_once_in_the_same_process(tmp_path, capfd, monkeypatch):
+    # Sessions of an hour, each killed: every next attempt starts without a wait, on a new connection.
+    host, kills = supervise(tmp_path, [3600, 3600, 3600], monkeypatch=monkeypatch)
+    assert host.events == [("ssh", "socket", True), ("reaped", 4242)] * 3
+    assert kills == [(4242, start._signal.SIGTERM)]  # the stop went to the child; no mark after it
+    marks = capfd.readouterr().err.splitlines()
+    assert marks == [f"{start.RESTART_MARK} (ssh ended by signal 9)"] * 2
+    # Two attempts after the first: two restarts, kept in the state for tunnel_info and the metrics.
+    assert start.parse_state((tmp_path / "state").read_text()) == {"failures": "1", "restarts": "2"}
+
+
+def test_quick_failures_back_off_as_unit_restarts_did(tmp_path, monkeypatch):
+    host, _kills = supervise(tmp_path, [3600, 0.2, 0.2, 0.2, 0.2, 20, 0.2], monkeypatch=monkeypatch)
+    waits = [event[1] for event in host.events if event[0] == "wait"]
+    # The same waits as run_attempts gives for a unit restart per attempt: 0, 0, 1, 2, 4, 8, then a session.
+    assert waits == [1, 2, 4, 8] and sum(1 for event in host.events if event[0] == "ssh") == 7
+    assert start.restarts_in(start.parse_state((tmp_path / "state").read_text())) == 6
+
+
+def test_a_refused_connection_is_an_attempt_that_failed_and_prints_ssh_line(tmp_path, capfd, monkeypatch):
+    host, _kills = supervise(tmp_path, [3600, None, None, 3600], monkeypatch=monkeypatch)
+    assert [event[0] for event in host.events] == ["ssh", "reaped", "wait", "wait", "ssh", "reaped"]
+    err = capfd.readouterr().err.splitlines()
+    assert err == [f"{start.RESTART_MARK} (ssh ended by signal 9)",
+                   "ssh: connect to host bastion port 22: Connection refused",
+                   f"{start.RESTART_MARK} (the connection failed)",
+                   "ssh: connect to host bastion port 22: Connection refused",
+                   f"{start.RESTART_MARK} (the connection failed)"]
+    # What tunnel_info reads of it: each attempt on its own, the refusal its cause.
+    assert causes.diagnose(err[1:2], healthy=False).cause == "connection_refused"
+
+
+def test_the_restart_count_goes_on_from_the_state_of_an_earlier_start(tmp_path, monkeypatch):
+    # systemd restarted the starter (it was killed): its count goes on, systemd's NRestarts counts that one.
+    supervise(tmp_path, [3600, 3600], state={"failures": "0", "restarts": "7"}, monkeypatch=monkeypatch)
+    assert start.parse_state((tmp_path / "state").read_text())["restarts"] == "8"
+    supervise(tmp_path, [3600], state={"restarts": "-3"}, monkeypatch=monkeypatch)
+    assert start.parse_state((tmp_path / "state").read_text())["restarts"] == "0"
+
+
+def test_without_connect_ssh_gets_no_socket(tmp_path, monkeypatch):
+    host, _kills = supervise(tmp_path, [3600], direct=False, monkeypatch=monkeypatch)
+    assert host.events == [("ssh", None, True), ("reaped", 4242)]
+
+
+def test_a_stop_while_it_waits_ends_it_without_ssh(tmp_path):
+    options, command = start.parse_args(["--delay", "5", "--", "/usr/bin/ssh"])
+    supervisor = start.Supervisor(options, command, str(tmp_path), "inv1", connector=None, spawner=None, waiter=None)
+
+    def sleep(_seconds):
+        supervisor.on_signal(start._signal.SIGTERM)  # no child: the signal ends the wait and the starter
+
+    supervisor.sleep = sleep
+    assert supervisor.run({"failures": "4"}) == 0
+    assert start.parse_state((tmp_path / "state").read_text()) == {"failures": "4", "restarts": "0"}
+
+
+def test_a_hangup_goes_to_ssh_and_never_stops_the_starter(monkeypatch):
+    options, command = start.parse_args(["--", "/usr/bin/ssh"])
+    supervisor = start.Supervisor(options, command, None, None)
+    kills = []
+    monkeypatch.setattr(start.os, "kill", lambda pid, signum: kills.append((pid, signum)))
+    supervisor.on_signal(start._signal.SIGHUP)  # no child yet: nothing to do
+    supervisor.child = 77
+    supervisor.on_signal(start._signal.SIGHUP)
+    assert kills == [(77, start._signal.SIGHUP)] and not supervisor.stopping
+
+
+# --- the program: real processes, the hand-over to the command, signals ----------------------------------------
+
+
+def program(args: list[str], runtime, env: dict | None = None) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-I", "-S", PROGRAM, *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True,
+                            env={"RUNTIME_DIRECTORY": str(runtime), "INVOCATION_ID": "abc123", **(env or {})})
+
+
+def stop(process: subprocess.Popen) -> tuple[int, str, str]:
+    process.send_signal(start._signal.SIGTERM)
+    out, err = process.communicate(timeout=30)
+    return process.returncode, out, err
+
+
+def wait_for(predicate, timeout: float = 10):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError("timed out")
+
+
+def counted(runtime) -> int:
+    """The restarts the running starter's state file holds (0 before it wrote one)."""
+    return start.restarts_in(start.read_state(str(runtime)))
+
+
+def children(pid: int) -> list[int]:
+    done = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True, check=False)
+    return [int(word) for word in done.stdout.split()]
 
 
 def test_the_connected_socket_becomes_the_command_stdin_and_stdout(tmp_path):
-    child = ("import os, sys; os.write(1, b'hello from the command'); "
-             "sys.stderr.write(os.read(0, 100).decode())")
+    # The command talks to the server over its stdin/stdout, notes the answer and stays (a session).
+    out = tmp_path / "answer"
+    child = ("import os, sys, time; os.write(1, b'hello from the command'); "
+             f"open({str(out)!r}, 'wb').write(os.read(0, 100)); time.sleep(60)")
     with socket.create_server(("127.0.0.1", 0)) as server:
         port = server.getsockname()[1]
         answered = {}
@@ -161,46 +316,100 @@ def test_the_connected_socket_becomes_the_command_stdin_and_stdout(tmp_path):
             with conn:
                 answered["got"] = conn.recv(100)
                 conn.sendall(b"hello from the server")
+                time.sleep(1)
 
         thread = threading.Thread(target=serve)
         thread.start()
-        done = run_program(["--gate", "15", "--connect", "127.0.0.1", str(port), "--connect-timeout", "5", "--",
-                            sys.executable, "-c", child], tmp_path)
+        process = program(["--gate", "15", "--connect", "127.0.0.1", str(port), "--connect-timeout", "5", "--",
+                           sys.executable, "-c", child], tmp_path)
+        wait_for(lambda: out.exists() and out.read_bytes())
         thread.join(10)
-    assert done.returncode == 0, done.stderr
-    assert answered["got"] == b"hello from the command" and done.stderr == "hello from the server"
-    text = (tmp_path / "state").read_text()
+        text = (tmp_path / "state").read_text()
+        ssh = children(process.pid)
+        code, _out, err = stop(process)
+    assert answered["got"] == b"hello from the command" and out.read_bytes() == b"hello from the server"
     state = start.parse_state(text)
-    assert state["failures"] == "0" and state["invocation"] == "abc123"
+    assert state["failures"] == "0" and state["invocation"] == "abc123" and state["restarts"] == "0"
     assert session_since(text, "abc123") == (True, float(state["since"]))
+    # Stopped: the stop went to the command too, the starter exited 0 and printed nothing of its own.
+    assert code == 0 and err == "" and len(ssh) == 1 and not children(process.pid)
+    assert session_since((tmp_path / "state").read_text(), "abc123") == (True, None)
 
 
-def test_a_refused_start_prints_ssh_line_exits_255_and_counts_the_failure(tmp_path):
+def test_a_killed_command_runs_again_at_once_under_the_same_starter(tmp_path):
+    process = program(["--gate", "0.2", "--", "/bin/sleep", "60"], tmp_path)
+    try:
+        first = wait_for(lambda: children(process.pid))[0]
+        time.sleep(0.3)  # a session: longer than the gate
+        killed = time.monotonic()
+        os.kill(first, start._signal.SIGKILL)
+        second = wait_for(lambda: [pid for pid in children(process.pid) if pid != first])[0]
+        took = time.monotonic() - killed
+        assert process.poll() is None and second != first
+        assert took < 1.0, f"the next ssh came {took:.2f} s after the kill"
+        wait_for(lambda: "since" in start.read_state(str(tmp_path)))
+        assert counted(tmp_path) == 1
+        # A hangup goes to the command (which ends on it) and never stops the starter: the next one follows.
+        os.kill(process.pid, start._signal.SIGHUP)
+        third = wait_for(lambda: [pid for pid in children(process.pid) if pid not in (first, second)])[0]
+        assert third and process.poll() is None
+    finally:
+        code, _out, err = stop(process)
+    assert code == 0
+    assert err.splitlines()[:2] == [f"{start.RESTART_MARK} (sleep ended by signal 9)",
+                                    f"{start.RESTART_MARK} (sleep ended by signal 1)"]
+
+
+def test_what_a_killed_command_left_in_its_group_goes_with_it(tmp_path):
+    # As a ProxyJump's ssh outlives a killed ssh: the command's own child, in the command's process group.
+    left = tmp_path / "left"
+    process = program(["--delay", "5", "--", "/bin/sh", "-c", f"sleep 60 & echo $! > {left}; wait"], tmp_path)
+    try:
+        shell = wait_for(lambda: children(process.pid))[0]
+        sleeper = int(wait_for(lambda: left.exists() and left.read_text().strip()))
+        os.kill(shell, start._signal.SIGKILL)
+        wait_for(lambda: not os.path.exists(f"/proc/{sleeper}") or
+                 open(f"/proc/{sleeper}/stat").read().split()[2] == "Z")
+    finally:
+        stop(process)
+
+
+def test_a_refused_start_prints_ssh_line_and_counts_the_failure(tmp_path):
     port = closed_port()
     (tmp_path / "state").write_text("failures=3\n")
-    done = run_program(["--delay", "0", "--max-delay", "0", "--connect", "127.0.0.1", str(port), "--",
-                        "/bin/true"], tmp_path)
-    assert done.returncode == 255
-    assert done.stderr == f"ssh: connect to host 127.0.0.1 port {port}: Connection refused\n"
-    assert (tmp_path / "state").read_text() == "failures=4\n"
+    process = program(["--delay", "0.01", "--max-delay", "0.01", "--connect", "127.0.0.1", str(port), "--",
+                       "/bin/true"], tmp_path)
+    wait_for(lambda: counted(tmp_path) >= 1)
+    code, _out, err = stop(process)
+    assert code == 0
+    assert err.splitlines()[:2] == [f"ssh: connect to host 127.0.0.1 port {port}: Connection refused",
+                                    f"{start.RESTART_MARK} (the connection failed)"]
+    assert int(start.parse_state((tmp_path / "state").read_text())["failures"]) >= 4
 
 
 def test_without_connect_it_only_backs_off_then_runs_the_command(tmp_path):
-    done = run_program(["--", sys.executable, "-c", "import os; print(os.environ['INVOCATION_ID'])"], tmp_path)
-    assert (done.returncode, done.stdout) == (0, "abc123\n")
+    process = program(["--", sys.executable, "-c", "import os; print(os.environ['INVOCATION_ID'], flush=True)"],
+                      tmp_path)
+    wait_for(lambda: counted(tmp_path) >= 2)  # the second attempt after the third began: two commands ran
+    code, out, _err = stop(process)
+    assert code == 0 and out.splitlines()[:2] == ["abc123", "abc123"]
 
 
-def test_a_command_that_cannot_run_is_one_line(tmp_path):
-    done = run_program(["--", "/nonexistent/ssh"], tmp_path)
-    assert done.returncode == 255 and done.stderr == "tunnel-start: cannot run /nonexistent/ssh: No such file or directory\n"
-    assert "Traceback" not in done.stderr
+def test_a_command_that_cannot_run_is_one_line_each_attempt(tmp_path):
+    process = program(["--", "/nonexistent/ssh"], tmp_path)
+    wait_for(lambda: counted(tmp_path) >= 1)
+    code, _out, err = stop(process)
+    assert code == 0 and "Traceback" not in err
+    assert err.splitlines()[:2] == ["tunnel-start: cannot run /nonexistent/ssh: No such file or directory",
+                                    f"{start.RESTART_MARK} (ssh exited with status 255)"]
 
 
 @pytest.mark.parametrize("args", [[], ["--", ], ["--bogus", "1", "--", "x"], ["--connect", "h", "--", "x"],
                                   ["--family", "ipx", "--", "x"], ["--delay", "soon", "--", "x"],
                                   ["--connect", "h", "22x", "--", "x"]])
 def test_bad_arguments_are_one_line(tmp_path, args):
-    done = run_program(args, tmp_path)
+    done = subprocess.run([sys.executable, "-I", "-S", PROGRAM, *args], capture_output=True, text=True, timeout=30,
+                          check=False, env={"RUNTIME_DIRECTORY": str(tmp_path)})
     assert done.returncode != 0 and done.stderr.startswith("tunnel-start: ") and "Traceback" not in done.stderr
 
 
@@ -217,3 +426,13 @@ def test_bad_arguments_are_one_line(tmp_path, args):
 ])
 def test_session_since_reads_only_this_start_hand_over(text, expected):
     assert session_since(text, "now") == expected
+
+
+@pytest.mark.parametrize(("n_restarts", "text", "expected"), [
+    ("3", None, 3),  # a unit of an earlier release: systemd's count only
+    ("1", "failures=0 restarts=5\n", 6),  # the starter ran ssh again 5 times, systemd restarted the starter once
+    ("", "restarts=x\n", 0),
+    ("2", "restarts=-4\n", 2),
+])
+def test_restarts_are_systemd_s_and_the_starter_s(n_restarts, text, expected):
+    assert unit_restarts(n_restarts, text) == expected
