@@ -14,7 +14,7 @@ description:
     (their units and files; their keys stay), so a renamed tunnel never finds its old self holding a port.
   - With O(keys_only=true) only the tunnels' key pairs (and their O(tunnels[].run_as) users) are made, for the
     servers to authorise them before the tunnels start; nothing else is touched.
-  - With O(keys_first=true) the full declaration is given, but again only the keys are made (or reused): the rest
+  - With O(keys_first=true) the full declaration is given, but again only the keys are made (or reused); the rest
     of the declaration is planned and not carried out, and the call reports whether the full call would change
     anything beyond the keys (RV(pending)) and the host keys each tunnel pins now (RV(pinned)). The fleet
     playbook calls it before the servers' play and runs the full call only on the clients that need it.
@@ -188,10 +188,10 @@ options:
     description:
       - Only make the key pairs of O(tunnels) (and their run_as users), as O(keys_only) does, but from the full
         declaration, which is validated and planned as a full call would plan it (O(exclusive) and the metrics
-        options included) without being carried out: RV(pending) says whether the full call would change
+        options included) without being carried out. RV(pending) says whether the full call would change
         anything beyond the keys (a tunnel's files, unit or state, the removal of an undeclared tunnel, the
         metrics timer), RV(pinned) the known_hosts lines each tunnel pins now.
-      - Each tunnel is planned with the known_hosts it pins now, not with O(tunnels[].known_hosts): the host keys
+      - Each tunnel is planned with the known_hosts it pins now, not with O(tunnels[].known_hosts), since the host keys
         the full call pins may not be known yet (the fleet playbook gathers the servers' host keys later), so the
         caller compares RV(pinned) with them (the P(netreach.tunnels.tunnel_clients_to_run#filter) filter does).
       - A declaration the full call would refuse fails here, before any key is made.

@@ -110,6 +110,7 @@ def assert_settled_clients_reached_twice(document: dict, clients: list[str]) -> 
     """Each of CLIENTS was reached by the keys step and client_proxy only, over the whole run."""
     for short in clients:
         names, runs = reaching_tasks(document, labtest.container(short), None)
+        names = [name.split(" : ", 1)[-1] for name in names]  # without the role's prefix
         assert names == SETTLED_CLIENT_TASKS and runs == 2, (short, names, runs)
 
 
