@@ -95,6 +95,36 @@ def tunnel_client_declarations(tunnels: list, defaults: dict | None = None, pinn
     return declarations
 
 
+def _needs_run(client: str, hostvars, inventory: list) -> bool:
+    """Whether CLIENT's full tunnel call has anything to do, from its keys_first result (the fact
+    tunnel_client_keys_first of the tunnel_client role's keys step): pending, a tunnel whose pinned host keys
+    differ from those the hops' facts give now (or cannot be told: no facts), or no result at all."""
+    variables = hostvars[client] if client in (hostvars or {}) else {}
+    found = variables.get("tunnel_client_keys_first")
+    if not isinstance(found, dict) or found.get("pending") is not False or not isinstance(found.get("pinned"), dict):
+        return True
+    tunnels = variables.get("tunnel_client_tunnels") or []
+    defaults = variables.get("tunnel_client_defaults") or {}
+    learn = variables.get("tunnel_client_learn_host_keys", True)
+    try:
+        pinned = tunnel_known_hosts(list(tunnels), hostvars, inventory, defaults) if learn else {}
+        declarations = tunnel_client_declarations(tunnels, defaults, pinned)
+    except AnsibleFilterError:
+        return True  # the full call reports what is wrong, or gathers the missing host keys
+    for declared in declarations:
+        if declared.get("state") == "absent":
+            continue
+        wanted = [line.strip() for line in declared.get("known_hosts") or []]
+        if found["pinned"].get(declared.get("name")) != wanted:
+            return True
+    return False
+
+
+def tunnel_clients_to_run(clients: list, hostvars, inventory: list) -> list:
+    """The CLIENTS (in their order) whose full tunnel call has anything to do; see _needs_run."""
+    return [client for client in clients or [] if _needs_run(client, hostvars, inventory)]
+
+
 def tunnel_public_keys(results: dict) -> dict:
     """Tunnel name -> public key, from the registered results of a loop over tunnel names (tunnel_key or
     ssh_tunnel): what the client publishes for the tunnel servers."""
@@ -111,4 +141,5 @@ class FilterModule:
             "tunnel_client_declaration": tunnel_client_declaration,
             "tunnel_client_declarations": tunnel_client_declarations,
             "tunnel_public_keys": tunnel_public_keys,
+            "tunnel_clients_to_run": tunnel_clients_to_run,
         }

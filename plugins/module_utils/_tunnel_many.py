@@ -146,10 +146,10 @@ def _check_binds(plan: Plan, tunnels: list[Tunnel], removed: set) -> None:
         others[tunnel.name] = [fwd.listen for fwd in client_listens(tunnel)]
 
 
-def plan_tunnels(plan: Plan, items: list, requests: list, exclusive: bool) -> dict:
+def plan_tunnels(plan: Plan, items: list, requests: list, exclusive: bool, key_steps: list | None = None) -> dict:
     """Every tunnel of REQUESTS (parsed from ITEMS, the module's tunnels) in one plan; with EXCLUSIVE the netreach
     tunnels on the host that are not declared are removed, before anything else. Returns the per-tunnel report
-    builder: call it after the commit."""
+    builder: call it after the commit. KEY_STEPS, when given, receives the steps of the keys (and run_as users)."""
     pairs = list(zip(requests, items))
     tunnels = [request for request, dummy in pairs if not isinstance(request, str)]
     params = {request.name: item for request, item in pairs if not isinstance(request, str)}
@@ -167,7 +167,10 @@ def plan_tunnels(plan: Plan, items: list, requests: list, exclusive: bool) -> di
     if any(arms(tunnel, params[tunnel.name]["state"]) for tunnel in tunnels):
         plan_support(plan)
     for tunnel in tunnels:
+        start = len(plan.steps)
         ledger.record(tunnel.name, plan_key, plan, tunnel.identity)
+        if key_steps is not None:
+            key_steps.extend(plan.steps[start:])
         start = len(plan.steps)
         config, unit = ledger.record(tunnel.name, plan_tunnel_files, plan, tunnel)
         files_changed[tunnel.name] = config or unit

@@ -14,6 +14,10 @@ description:
     (their units and files; their keys stay), so a renamed tunnel never finds its old self holding a port.
   - With O(keys_only=true) only the tunnels' key pairs (and their O(tunnels[].run_as) users) are made, for the
     servers to authorise them before the tunnels start; nothing else is touched.
+  - With O(keys_first=true) the full declaration is given, but again only the keys are made (or reused); the rest
+    of the declaration is planned and not carried out, and the call reports whether the full call would change
+    anything beyond the keys (RV(pending)) and the host keys each tunnel pins now (RV(pinned)). The fleet
+    playbook calls it before the servers' play and runs the full call only on the clients that need it.
   - One call costs about one task whatever the number of tunnels; that is what the fleet playbooks use.
 author: netreach developers (@netreach)
 options:
@@ -175,9 +179,25 @@ options:
     type: bool
     default: false
   keys_only:
-    description: Only make the key pairs of O(tunnels) (their name, identity_file and run_as are read).
+    description:
+      - Only make the key pairs of O(tunnels) (their name, identity_file and run_as are read).
+      - Mutually exclusive with O(keys_first).
     type: bool
     default: false
+  keys_first:
+    description:
+      - Only make the key pairs of O(tunnels) (and their run_as users), as O(keys_only) does, but from the full
+        declaration, which is validated and planned as a full call would plan it (O(exclusive) and the metrics
+        options included) without being carried out. RV(pending) says whether the full call would change
+        anything beyond the keys (a tunnel's files, unit or state, the removal of an undeclared tunnel, the
+        metrics timer), RV(pinned) the known_hosts lines each tunnel pins now.
+      - Each tunnel is planned with the known_hosts it pins now, not with O(tunnels[].known_hosts), since the host keys
+        the full call pins may not be known yet (the fleet playbook gathers the servers' host keys later), so the
+        caller compares RV(pinned) with them (the P(netreach.tunnels.tunnel_clients_to_run#filter) filter does).
+      - A declaration the full call would refuse fails here, before any key is made.
+    type: bool
+    default: false
+    version_added: 0.3.0
   metrics_dir:
     description:
       - node_exporter's textfile directory (Debian's is C(/var/lib/prometheus/node-exporter)). With it,
@@ -186,7 +206,7 @@ options:
         C(netreach_forward_up), C(netreach_tunnel_restarts_total), C(netreach_tunnel_up_since_seconds)).
       - Without it (the default) the timer, its program and the textfile it wrote are removed, if present.
       - The directory is made (0755) when it is missing; an absolute path of plain components.
-      - Ignored with O(keys_only=true).
+      - Ignored with O(keys_only=true); with O(keys_first=true) only planned.
     type: path
     version_added: 0.3.0
 extends_documentation_fragment:
@@ -220,7 +240,7 @@ tunnels:
   description:
     - Per tunnel (declared, or removed by O(exclusive)) C(changed), C(unit), C(state), C(declared); for a tunnel
       that is not absent also C(public_key) (empty in check mode before the key exists), C(command) and
-      C(forwards). With O(keys_only) C(changed), C(identity_file) and C(public_key).
+      C(forwards). With O(keys_only) or O(keys_first) C(changed), C(identity_file) and C(public_key).
   returned: success
   type: dict
   sample:
@@ -234,6 +254,22 @@ public_keys:
   description: Tunnel name to public key, for the server end (the tunnels that are not absent).
   returned: success
   type: dict
+pending:
+  description:
+    - With O(keys_first), whether the full call (without O(keys_first)) would change anything on the host beyond
+      the keys, each tunnel's known_hosts as RV(pinned) says. V(false) on a settled host.
+  returned: with O(keys_first)
+  type: bool
+  version_added: 0.3.0
+pinned:
+  description:
+    - With O(keys_first), tunnel name to the known_hosts lines that tunnel pins on the host now (an empty list
+      before its first run), for the declared tunnels that are not absent.
+  returned: with O(keys_first)
+  type: dict
+  sample:
+    news: ["bastion ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExampleExampleExampleExampleExampleEx"]
+  version_added: 0.3.0
 metrics:
   description: Whether the metrics timer, its service or its program changed in this run.
   returned: success
@@ -269,6 +305,7 @@ from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_many impo
     tunnel_argument_spec,
 )
 from ansible_collections.netreach.tunnels.plugins.module_utils._metrics_plan import metrics_argument_spec, parse_metrics
+from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_keys_first import keys_first
 from ansible_collections.netreach.tunnels.plugins.module_utils._tunnel_metrics_plan import plan_metrics
 
 
@@ -278,8 +315,10 @@ def main() -> None:
             tunnels=dict(type="list", elements="dict", default=[], options=tunnel_argument_spec()),
             exclusive=dict(type="bool", default=False),
             keys_only=dict(type="bool", default=False),
+            keys_first=dict(type="bool", default=False),
             **metrics_argument_spec(),
         ),
+        mutually_exclusive=[("keys_only", "keys_first")],
         supports_check_mode=True,
     )
     items, keys_only = module.params["tunnels"], module.params["keys_only"]
@@ -288,7 +327,13 @@ def main() -> None:
         metrics_dir, metrics_interval = parse_metrics(module.params["metrics_dir"], module.params["metrics_interval"])
     except DeclarationError as exc:
         module.fail_json(msg=str(exc), field=exc.field)
-    plan = SharedPlan(module, secrets=[proxy_password(item) for item in items])
+    secrets = [proxy_password(item) for item in items]
+    if module.params["keys_first"]:
+        result = keys_first(module, items, requests, module.params["exclusive"], metrics_dir, metrics_interval,
+                            secrets)
+        module.exit_json(removed=[], metrics=False, **result,
+                         public_keys={name: row["public_key"] for name, row in result["tunnels"].items()})
+    plan = SharedPlan(module, secrets=secrets)
     if keys_only:
         report = plan_keys(plan, requests)
     else:

@@ -10,6 +10,11 @@ fleet-c1 declares 20 tunnels (the two of every client and 18 bulk ones), the oth
 as many tasks as c2 (at most three in the tunnel plays), and one run that drops 10 of c1's tunnels leaves exactly
 10, with the server entries of the dropped ones gone.
 
+The tunnel play (the third of tunnels.yml) runs only on the clients with something to do (issue 17): a rerun where
+nothing changed reaches every client in two tasks (the keys step, client_proxy) and the tunnel play in none; a
+change to one client's declaration runs it on that client alone; a server's new host key runs it on the clients
+whose tunnels log in to that server, which carry traffic again after it.
+
 The tests run in file order; the fleet ends on the changed declaration."""
 from __future__ import annotations
 
@@ -30,7 +35,11 @@ WEB_TUNNEL = {"name": "web", "server": "fleet-bastion", "local_forwards": ["1238
 # fleet-c1's bulk tunnels (molecule.yml): bulkNN listens on 127.0.0.1:13000+NN; the removal keeps the first 8.
 BULK = [f"bulk{index:02}" for index in range(1, 19)]
 BULK_KEPT = 8
-TUNNEL_PLAYS = ("Create the tunnel keys on every tunnel client", "Run the tunnels on every client")
+TUNNEL_PLAY = "Run the tunnels on every client"
+TUNNEL_PLAYS = ("Create the tunnel keys on every tunnel client", TUNNEL_PLAY)
+# A client's rerun where nothing changed: the keys step (ssh_tunnels keys_first) and client_proxy.
+SETTLED_CLIENT_TASKS = ["Create the key pair of every tunnel of this host and plan the rest of its declaration",
+                        "Write the proxy declaration to every layer of the client"]
 SERVER_PLAY = "Configure the tunnel servers for exactly the declared tunnels"
 # Task actions that run on the controller only: they never reach the host.
 CONTROLLER_ACTIONS = {f"{prefix}{action}" for prefix in ("", "ansible.builtin.") for action in (
@@ -58,12 +67,12 @@ def run(monkeypatch, *options: str, strategy: str = "linear", pipelining: bool =
     return result if document else stats
 
 
-def reaching_tasks(document: dict, host: str, plays: tuple[str, ...]) -> tuple[list[str], int]:
-    """The tasks of PLAYS whose result on HOST reached the host (not skipped, not a controller-only action), and
-    how many module runs they made there (each loop item not skipped is one)."""
+def reaching_tasks(document: dict, host: str, plays: tuple[str, ...] | None) -> tuple[list[str], int]:
+    """The tasks of PLAYS (None: every play) whose result on HOST reached the host (not skipped, not a
+    controller-only action), and how many module runs they made there (each loop item not skipped is one)."""
     names, runs = [], 0
     for play in document["plays"]:
-        if play["play"]["name"] not in plays:
+        if plays is not None and play["play"]["name"] not in plays:
             continue
         for task in play["tasks"]:
             result = task["hosts"].get(host)
@@ -75,16 +84,34 @@ def reaching_tasks(document: dict, host: str, plays: tuple[str, ...]) -> tuple[l
     return names, runs
 
 
-def assert_tasks_do_not_grow_with_tunnels(document: dict) -> None:
-    """fleet-c1 (20 tunnels or what is left of them) reaches its host in as many tasks and module runs as
-    fleet-c2 (2 or 3), at most three in the tunnel plays; printed with the servers' counts."""
-    counts = {short: reaching_tasks(document, labtest.container(short), TUNNEL_PLAYS) for short in ("c1", "c2")}
+def tunnel_play_hosts(document: dict) -> set[str]:
+    """The hosts the tunnel play (every batch of it) ran on: a host outside the play has no result there."""
+    return {host for play in document["plays"] if play["play"]["name"] == TUNNEL_PLAY
+            for task in play["tasks"] for host in task["hosts"]}
+
+
+def assert_tasks_do_not_grow_with_tunnels(document: dict, compare: tuple[str, str] = ("c1", "c2")) -> None:
+    """The first of COMPARE (fleet-c1: 20 tunnels or what is left of them) reaches its host in as many tasks and
+    module runs as the second (2 or 3 tunnels) when the tunnel play ran on both or on neither, at most three in
+    the tunnel plays; printed with the servers' counts."""
+    counts = {short: reaching_tasks(document, labtest.container(short), TUNNEL_PLAYS) for short in CLIENTS}
     for short in SERVERS:
         counts[short] = reaching_tasks(document, labtest.container(short), (SERVER_PLAY,))
     for short, (names, runs) in counts.items():
         print(f"  {short}: {len(names)} tasks reached the host ({runs} module runs): {names}")
-    assert counts["c1"] == counts["c2"], counts
-    assert len(counts["c1"][0]) <= 3, counts["c1"]
+    ran = tunnel_play_hosts(document)
+    first, second = compare
+    assert (labtest.container(first) in ran) == (labtest.container(second) in ran), (compare, sorted(ran))
+    assert counts[first] == counts[second], counts
+    assert all(len(counts[short][0]) <= 3 for short in CLIENTS), counts
+
+
+def assert_settled_clients_reached_twice(document: dict, clients: list[str]) -> None:
+    """Each of CLIENTS was reached by the keys step and client_proxy only, over the whole run."""
+    for short in clients:
+        names, runs = reaching_tasks(document, labtest.container(short), None)
+        names = [name.split(" : ", 1)[-1] for name in names]  # without the role's prefix
+        assert names == SETTLED_CLIENT_TASKS and runs == 2, (short, names, runs)
 
 
 def bulk_ports(names) -> list[int]:
@@ -168,9 +195,11 @@ def test_rerun_under_strategy_free_in_serial_batches_with_20_forks_and_pipelinin
     result = run(monkeypatch, "-e", "netreach_serial=2", strategy="free", pipelining=True, document=True)
     assert_nothing_changed(result["stats"], everyone())
     batches = [play["play"]["name"] for play in result["plays"]]
-    assert batches.count("Run the tunnels on every client") == len(CLIENTS) // 2, batches
+    assert batches.count("Create the tunnel keys on every tunnel client") == len(CLIENTS) // 2, batches
     assert batches.count(SERVER_PLAY) == 1, batches
+    assert tunnel_play_hosts(result) == set(), "the tunnel play ran on settled clients"
     assert_tasks_do_not_grow_with_tunnels(result)
+    assert_settled_clients_reached_twice(result, CLIENTS)
     assert_traffic()
     assert_bulk_traffic(BULK)
 
@@ -180,7 +209,8 @@ def test_dropping_10_of_the_20_tunnels_in_one_run_leaves_exactly_10_with_their_s
     result = run(monkeypatch, "-e", f"fleet_bulk_keep={BULK_KEPT}", pipelining=True, document=True)
     changed = {host for host, counts in result["stats"].items() if counts["changed"]}
     assert changed == {labtest.container("c1"), labtest.container("bastion")}, result["stats"]
-    assert_tasks_do_not_grow_with_tunnels(result)
+    assert tunnel_play_hosts(result) == {labtest.container("c1")}
+    assert_tasks_do_not_grow_with_tunnels(result, compare=("c2", "c3"))
     assert c1_units() == {"news", "socks", *kept}
     assert client_labels("c1") == labels("c1", ["news", "socks", *kept])
     assert_bulk_traffic(kept)
@@ -196,9 +226,13 @@ def changed_vars(tmp_path_factory) -> str:
 
 
 def test_a_changed_declaration_rolls_out_under_strategy_free_in_serial_batches(monkeypatch, changed_vars):
-    stats = run(monkeypatch, "-e", "netreach_serial=2", "-e", changed_vars, strategy="free", pipelining=True)
+    result = run(monkeypatch, "-e", "netreach_serial=2", "-e", changed_vars, strategy="free", pipelining=True,
+                 document=True)
+    stats = result["stats"]
     assert {host for host, counts in stats.items() if counts["changed"]} == \
         {labtest.container(short) for short in CLIENTS + ["bastion"]}, stats
+    assert tunnel_play_hosts(result) == {labtest.container(short) for short in CLIENTS}
+    assert_tasks_do_not_grow_with_tunnels(result)
     for short in CLIENTS:
         client = lab_host(short)
         fetched = labtest.wait_until(lambda client=client: PAGE in client.run(
@@ -217,9 +251,71 @@ def test_rerun_limited_to_two_clients_changes_nothing_and_keeps_the_others_worki
     result = run(monkeypatch, "--limit", ",".join(limited), "-e", changed_vars, strategy="free", pipelining=True,
                  document=True)
     assert_nothing_changed(result["stats"], set(limited))
+    assert tunnel_play_hosts(result) == set()
     assert_tasks_do_not_grow_with_tunnels(result)
     after = {server: server_labels(server) for server in SERVERS}
     assert after == before, "the servers dropped or changed entries of clients outside the limit"
     for short in ["c3", "c4"]:
         assert client_labels(short) == {f"{labtest.container(short)}/{name}" for name in ("news", "socks", "web")}
     assert_traffic(["c3", "c4", "c1", "c2"])
+
+
+# A tunnel fleet-c3 alone adds: -L12381 to the target's web page through the bastion.
+C3_TUNNEL = {"name": "web2", "server": "fleet-bastion", "local_forwards": ["12381:fleet-target:80"]}
+
+
+@pytest.fixture(scope="module")
+def c3_vars(tmp_path_factory) -> str:
+    """The changed declaration, and fleet-c3's own extra tunnel."""
+    path = tmp_path_factory.mktemp("fleet") / "c3.json"
+    path.write_text(json.dumps({"fleet_extra_tunnels": [WEB_TUNNEL], "fleet_bulk_keep": BULK_KEPT,
+                                "fleet_host_tunnels": {labtest.container("c3"): [C3_TUNNEL]}}))
+    return f"@{path}"
+
+
+def test_a_rerun_where_nothing_changed_runs_the_tunnel_play_on_no_host(monkeypatch, changed_vars):
+    result = run(monkeypatch, "-e", changed_vars, pipelining=True, document=True)
+    assert_nothing_changed(result["stats"], everyone())
+    assert tunnel_play_hosts(result) == set(), "the tunnel play ran on settled clients"
+    assert_settled_clients_reached_twice(result, CLIENTS)
+    assert_traffic()
+
+
+def test_a_change_to_one_client_runs_the_tunnel_play_on_that_client_only(monkeypatch, c3_vars):
+    result = run(monkeypatch, "-e", c3_vars, pipelining=True, document=True)
+    changed = {host for host, counts in result["stats"].items() if counts["changed"]}
+    assert changed == {labtest.container("c3"), labtest.container("bastion")}, result["stats"]
+    assert tunnel_play_hosts(result) == {labtest.container("c3")}
+    assert_settled_clients_reached_twice(result, ["c1", "c2", "c4"])
+    client = lab_host("c3")
+    fetched = labtest.wait_until(lambda: PAGE in client.run("curl -s -m 5 --noproxy '*' http://127.0.0.1:12381/").stdout,
+                                 45)
+    assert fetched is not None, f"c3: no page through the new -L12381\n{labtest.journal(client, 'netreach-tunnel@web2')}"
+    assert client_labels("c3") == labels("c3", ["news", "socks", "web", "web2"])
+    assert_traffic()
+
+
+def pinned_bastion_keys(short: str) -> str:
+    return lab_host(short).check_output("cat /etc/netreach/tunnels/socks/known_hosts")
+
+
+def test_a_new_host_key_of_the_bastion_runs_the_tunnel_play_on_its_clients_which_carry_traffic_again(
+        monkeypatch, c3_vars):
+    bastion = lab_host("bastion")
+    old_key = bastion.check_output("cat /etc/ssh/ssh_host_ed25519_key.pub").split()[1]
+    bastion.check_output("rm -f /etc/ssh/ssh_host_ed25519_key /etc/ssh/ssh_host_ed25519_key.pub && "
+                         "ssh-keygen -q -t ed25519 -N '' -f /etc/ssh/ssh_host_ed25519_key && systemctl restart ssh")
+    new_key = bastion.check_output("cat /etc/ssh/ssh_host_ed25519_key.pub").split()[1]
+    assert new_key != old_key and old_key in pinned_bastion_keys("c1")
+    result = run(monkeypatch, "-e", c3_vars, pipelining=True, document=True)
+    # Every client's tunnels log in to the bastion (news through it as jump host, socks and web to it).
+    clients = {labtest.container(short) for short in CLIENTS}
+    assert tunnel_play_hosts(result) == clients
+    changed = {host for host, counts in result["stats"].items() if counts["changed"]}
+    assert changed == clients, result["stats"]
+    for short in CLIENTS:
+        pinned = pinned_bastion_keys(short)
+        assert new_key in pinned and old_key not in pinned, (short, pinned)
+    # The tunnels restarted on the new pins: traffic through each of them means the new key was accepted.
+    assert_traffic()
+    assert_bulk_traffic(BULK[:BULK_KEPT])
