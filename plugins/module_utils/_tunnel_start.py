@@ -45,6 +45,7 @@ import time
 INTERVAL = 0.25
 EXIT_FAILURE = 255  # ssh's own exit status for a connection that failed
 STATE_FILE = "state"
+STATE_MODE = 0o644
 FAMILIES = {"any": _socket.AF_UNSPEC, "inet": _socket.AF_INET, "inet6": _socket.AF_INET6}
 # The answers that end a start: the host is there and refuses the port. Silence, "no route" and "network
 # unreachable" are a path that may come back: keep trying.
@@ -98,6 +99,9 @@ def write_state(directory: str | None, state: dict) -> None:
     path = os.path.join(directory, STATE_FILE)
     try:
         with open(path + ".new", "w", encoding="utf-8") as handle:
+            # Readable by all (the unit's UMask is 0077): the metrics program reads it as root without
+            # CAP_DAC_OVERRIDE, which a container's root lacks. It holds counts and times, no secret.
+            os.fchmod(handle.fileno(), STATE_MODE)
             handle.write(format_state(state))
         os.replace(path + ".new", path)
     except OSError:

@@ -239,6 +239,18 @@ def test_the_restart_count_goes_on_from_the_state_of_an_earlier_start(tmp_path, 
     assert start.parse_state((tmp_path / "state").read_text())["restarts"] == "0"
 
 
+def test_the_state_file_is_readable_by_the_metrics_whatever_the_units_umask(tmp_path):
+    # The unit's UMask is 0077; the metrics program reads the file as a root without CAP_DAC_OVERRIDE (a
+    # container's), so a 0600 file of the tunnel's user read as no restarts at all.
+    old = os.umask(0o077)
+    try:
+        start.write_state(str(tmp_path), {"failures": 1, "restarts": 3})
+    finally:
+        os.umask(old)
+    assert os.stat(tmp_path / "state").st_mode & 0o777 == 0o644
+    assert start.parse_state((tmp_path / "state").read_text())["restarts"] == "3"
+
+
 def test_without_connect_ssh_gets_no_socket(tmp_path, monkeypatch):
     host, _kills = supervise(tmp_path, [3600], direct=False, monkeypatch=monkeypatch)
     assert host.events == [("ssh", None, True), ("reaped", 4242)]
