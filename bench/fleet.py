@@ -65,7 +65,7 @@ TITLE = "Fleet: site.yml over SSH and docker (issue 17)"
 BEFORE = {"rerun_task_headers": 22, "client": 3, "server": 3, "ok_per_client": 13,
           "figures": "10 hosts over ssh: converge 34.4 s, rerun 30.3 s, ping floor 5.53 s, 5.48x (load 7 to 11); "
                      "over docker: converge 77.5 s, rerun 64.0 s, ping floor 13.32 s, 4.80x (load 12 to 26)"}
-# The rerun's tasks by where they run: the three module calls that reach every client, the server play (its
+# The rerun's tasks by where they run: the module calls that may reach every client, the server play (its
 # two hosts only, while every client waits: the play is linear).
 CLIENT_CALLS = ("Create the key pair of every tunnel of this host", "Declare every tunnel of this host",
                 "Write the proxy declaration to every layer of the client")
@@ -262,6 +262,16 @@ def machine() -> dict:
             "memory_available_gb": round(memory["MemAvailable"] / 2 ** 20, 1)}
 
 
+def commit() -> str:
+    """The checkout's commit the figures belong to (with "+changes" when the tree differs from it)."""
+    here = pathlib.Path(__file__).resolve().parent.parent
+    head = subprocess.run(["git", "-C", str(here), "rev-parse", "--short=7", "HEAD"], capture_output=True, text=True,
+                          check=False).stdout.strip() or "unknown"
+    dirty = subprocess.run(["git", "-C", str(here), "diff", "--quiet", "HEAD", "--", "plugins", "roles", "playbooks"],
+                           check=False).returncode
+    return head + ("+changes" if dirty else "")
+
+
 def measure(size: int, connection: str, workdir: pathlib.Path) -> dict:
     before = machine()
     print(f"--- {size} hosts over {connection}: load {before['load_average']}, "
@@ -300,7 +310,7 @@ def measure(size: int, connection: str, workdir: pathlib.Path) -> dict:
         "rerun_ok_per_client": round(statistics.mean(second["stats"][c]["ok"] for c in clients(size)), 1),
         "clients_carrying_traffic": len(working),
         "load_average_1m_at_converge": round(load_converge, 1), "load_average_1m_at_rerun": round(load_rerun, 1),
-        "machine_before": before, "machine_after": after,
+        "machine_before": before, "machine_after": after, "commit": commit(),
         "converge_breakdown": breakdown(first, converge), "rerun_breakdown": breakdown(second, rerun),
     }
     print(json.dumps({key: value for key, value in figures.items() if not key.endswith("breakdown")}), flush=True)
@@ -329,13 +339,13 @@ def report(results: list[dict], unfinished: list[str] | None = None) -> None:
     lines = [line for plot in lines for line in (plot, "")] + [
              "![Fleet: idempotent rerun / ping floor](plots/fleet-ratio.svg)", "",
              "| hosts (clients) | connection | converge | idempotent rerun | ping floor (median of 3) | rerun / ping | "
-             "load (1 min) at converge, rerun | clients carrying traffic |",
-             "|---|---|---|---|---|---|---|---|"]
+             "load (1 min) at converge, rerun | clients carrying traffic | commit |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for row in results:
         lines.append(f"| {row['hosts']} ({row['clients']}) | {row['connection']} | {row['converge_s']:.1f} s | "
                      f"{row['rerun_s']:.1f} s (changed=0) | {row['ping_s']:.2f} s | {row['rerun_ping_ratio']:.2f}x | "
                      f"{row['load_average_1m_at_converge']:g}, {row['load_average_1m_at_rerun']:g} | "
-                     f"{row['clients_carrying_traffic']}/{row['clients']} |")
+                     f"{row['clients_carrying_traffic']}/{row['clients']} | {row.get('commit', 'earlier')} |")
     worst = max(results, key=lambda row: row["rerun_ping_ratio"])
     counts = {(row["rerun_task_headers"], row["rerun_tasks_reaching_client"],
                tuple(row["rerun_tasks_reaching_server"].values()), row["rerun_ok_per_client"]) for row in results}
@@ -357,15 +367,17 @@ def report(results: list[dict], unfinished: list[str] | None = None) -> None:
         client = sum(seconds for name, seconds in spent.items() if any(call in name for call in CLIENT_CALLS))
         server = sum(seconds for name, seconds in spent.items() if name.startswith(SERVER_PLAY))
         rest = row["rerun_s"] - client - server
-        lines.append(f"- Rerun of {row['hosts']} hosts over {row['connection']}: the three calls that reach every "
+        lines.append(f"- Rerun of {row['hosts']} hosts over {row['connection']}: the calls that reach every "
                      f"client {client:.1f} s ({client / row['ping_s']:.1f}x the ping floor), the servers' play "
                      f"{server:.1f} s (clients wait), every other task and ansible's start {rest:.1f} s.")
     lines += [f"- Not measured: {note}" for note in unfinished or []]
-    lines.append("- What the figures say: the three module calls that reach every client cost about 2.9x the ping "
-                 "floor by themselves (each of ssh_tunnels keys_only, ssh_tunnels and client_proxy costs about one "
-                 "whole ping run), so 2.5x is out of reach by cutting task headers alone. The next cuts: cheaper "
-                 "idempotent runs of those modules on the host, and the accounts folded into the tunnel_server "
-                 "call (ansible.builtin.user is the slowest task of the servers' play, which every client waits for).")
+    for row in results:
+        # What each call that reached every client cost in the rerun, against one whole ping run: the ratio's floor.
+        spent = dict(row["rerun_breakdown"])
+        calls = [(call, seconds) for name, seconds in spent.items() for call in CLIENT_CALLS if call in name]
+        lines.append(f"- Per call in the rerun of {row['hosts']} hosts over {row['connection']}: " + ", ".join(
+            f"{call.lower()} {seconds / row['ping_s']:.2f}x a ping run" for call, seconds in calls) + f" (measured at "
+            f"{row.get('commit', 'an earlier commit')}).")
     for connection in connections:
         row = max((row for row in results if row["connection"] == connection), key=lambda row: row["hosts"])
         lines += ["", f"Where the converge of {row['hosts']} hosts over {connection} goes ({row['converge_s']:.1f} s; "
