@@ -7,7 +7,8 @@
 
 A module parses its declaration, then adds steps to a Plan: files, directories, removals, a system user, a locked
 account (created or locked again, then read back), unit states (one `systemctl show` per plan), commands,
-consumer read-backs and a confirmed transaction. Every path a step touches is a Target: a root the module owns plus validated name parts. The engine resolves a Target one component at a time with
+consumer read-backs and a confirmed transaction. Every path a step touches is a Target: a root the module owns
+plus validated name parts. The engine resolves a Target one component at a time with
 O_NOFOLLOW below its root, so a symbolic link anywhere under the root is refused, never followed: at plan time
 and again at the moment of each write, rename or unlink (a path that became a link between the two is caught).
 `commit()` holds the only check-mode guard and builds the one result shape every module returns.
