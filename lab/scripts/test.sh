@@ -162,7 +162,10 @@ stage_molecule() {
         if molecule test -s "$1" >"$2/molecule-$1.log" 2>&1; then
             echo "  scenario $1: passed in $(( $(date +%s) - start )) s"
         else
-            echo "  scenario $1: FAILED in $(( $(date +%s) - start )) s; last lines of $2/molecule-$1.log:"
+            echo "  scenario $1: FAILED in $(( $(date +%s) - start )) s; what failed (pytest and Ansible), then the last lines of $2/molecule-$1.log:"
+            sed "s/\x1b\[[0-9;]*m//g" "$2/molecule-$1.log" \
+                | grep -E -e "(FAILED|ERROR) [^ ]+\.py::" -e "^[^a-z]*E   " -e "fatal: \[|FAILED! =>" \
+                | head -n 60 | sed "s/^/    ! /"
             tail -n 60 "$2/molecule-$1.log" | sed "s/^/    /"
             exit 1
         fi' _ {} "${logs}"
